@@ -1,0 +1,814 @@
+"""The application object: configuration, routing, and Flask's public pipeline methods.
+
+The pipeline itself lives in :mod:`.pipeline`; the entry points in :mod:`.wsgi` (the app
+is a WSGI callable) and :mod:`.asgi` (``app.asgi``).
+"""
+
+from __future__ import annotations
+
+import collections.abc as cabc
+import logging
+import os
+import sys
+import typing as t
+import weakref
+from collections.abc import Callable
+from datetime import timedelta
+from itertools import chain
+from types import TracebackType
+from urllib.parse import quote as _url_quote
+
+from werkzeug.datastructures import Headers
+from werkzeug.datastructures import ImmutableDict
+from werkzeug.exceptions import Aborter
+from werkzeug.exceptions import BadRequest
+from werkzeug.exceptions import BadRequestKeyError
+from werkzeug.exceptions import HTTPException
+from werkzeug.routing import BuildError
+from werkzeug.routing import Map
+from werkzeug.routing import MapAdapter
+from werkzeug.routing import RequestRedirect
+from werkzeug.routing import Rule
+from werkzeug.utils import redirect as _wz_redirect
+from werkzeug.wrappers import Response as BaseResponse
+from werkzeug.wsgi import get_host
+
+from . import bridge
+from . import pipeline
+from . import typing as ft
+from .config import Config
+from .config import ConfigAttribute
+from .ctx import _AppCtxGlobals
+from .ctx import AppContext
+from .ctx import RequestContext
+from .globals import _cv_app
+from .globals import _cv_request
+from .json.provider import DefaultJSONProvider
+from .json.provider import JSONProvider
+from .logging import create_logger
+from .scaffold import _endpoint_from_view_func
+from .scaffold import Scaffold
+from .scaffold import setupmethod
+from .sessions import SecureCookieSessionInterface
+from .sessions import SessionInterface
+from .wrappers import _blueprint_chain
+from .wrappers import Request
+from .wrappers import Response
+
+if t.TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse
+    from _typeshed.wsgi import WSGIEnvironment
+
+    from .sessions import SessionMixin
+    from .testing import FlaskClient
+
+T_teardown = t.TypeVar("T_teardown", bound=ft.TeardownCallable)
+T_serving = t.TypeVar("T_serving", bound=ft.ServingCallable)
+T_shell_context_processor = t.TypeVar(
+    "T_shell_context_processor", bound=ft.ShellContextProcessorCallable
+)
+
+
+def _make_timedelta(value: timedelta | int | None) -> timedelta | None:
+    if value is None or isinstance(value, timedelta):
+        return value
+    return timedelta(seconds=value)
+
+
+class Flask(Scaffold):
+    """A ctxflask application: one object for the WSGI entry point (the app itself) and
+    the ASGI one (``app.asgi``).
+
+    :param import_name: the name of the application's module or package, usually
+        ``__name__``; it locates resources, templates and static files.
+    :param static_url_path: the URL prefix of static files (default: ``/static``).
+    :param static_folder: the folder of static files, relative to ``root_path``
+        (default: ``static``); ``None`` serves none.
+    :param static_host: the host of the static route, with ``host_matching``.
+    :param host_matching: match rules by host (werkzeug's ``Map(host_matching=True)``).
+    :param subdomain_matching: match rules by subdomain of ``SERVER_NAME``.
+    :param template_folder: the folder of templates, relative to ``root_path``.
+    :param instance_path: the instance folder; found from the package when not given.
+    :param instance_relative_config: load relative config paths from the instance folder.
+    :param root_path: the application's folder, when ``import_name`` cannot tell.
+    """
+
+    request_class: type[Request] = Request
+    response_class: type[Response] = Response
+    aborter_class = Aborter
+    app_ctx_globals_class = _AppCtxGlobals
+    config_class = Config
+    json_provider_class: type[JSONProvider] = DefaultJSONProvider
+    url_rule_class = Rule
+    url_map_class = Map
+    test_client_class: type[FlaskClient] | None = None
+    session_interface: SessionInterface = SecureCookieSessionInterface()
+
+    testing = ConfigAttribute[bool]("TESTING")
+    secret_key = ConfigAttribute["str | bytes | None"]("SECRET_KEY")
+    permanent_session_lifetime = ConfigAttribute[timedelta](
+        "PERMANENT_SESSION_LIFETIME", get_converter=_make_timedelta
+    )
+
+    default_config = ImmutableDict(
+        {
+            "DEBUG": None,
+            "TESTING": False,
+            "PROPAGATE_EXCEPTIONS": None,
+            "SECRET_KEY": None,
+            "SECRET_KEY_FALLBACKS": None,
+            "PERMANENT_SESSION_LIFETIME": timedelta(days=31),
+            "USE_X_SENDFILE": False,
+            "TRUSTED_HOSTS": None,
+            "SERVER_NAME": None,
+            "APPLICATION_ROOT": "/",
+            "SESSION_COOKIE_NAME": "session",
+            "SESSION_COOKIE_DOMAIN": None,
+            "SESSION_COOKIE_PATH": None,
+            "SESSION_COOKIE_HTTPONLY": True,
+            "SESSION_COOKIE_SECURE": False,
+            "SESSION_COOKIE_PARTITIONED": False,
+            "SESSION_COOKIE_SAMESITE": None,
+            "SESSION_REFRESH_EACH_REQUEST": True,
+            "MAX_CONTENT_LENGTH": None,
+            "MAX_FORM_MEMORY_SIZE": 500_000,
+            "MAX_FORM_PARTS": 1_000,
+            "SEND_FILE_MAX_AGE_DEFAULT": None,
+            "TRAP_BAD_REQUEST_ERRORS": None,
+            "TRAP_HTTP_EXCEPTIONS": False,
+            "EXPLAIN_TEMPLATE_LOADING": False,
+            "PREFERRED_URL_SCHEME": "http",
+            "TEMPLATES_AUTO_RELOAD": None,
+            "MAX_COOKIE_SIZE": 4093,
+            "PROVIDE_AUTOMATIC_OPTIONS": True,
+        }
+    )
+
+    def __init__(
+        self,
+        import_name: str,
+        static_url_path: str | None = None,
+        static_folder: str | os.PathLike[str] | None = "static",
+        static_host: str | None = None,
+        host_matching: bool = False,
+        subdomain_matching: bool = False,
+        template_folder: str | os.PathLike[str] | None = "templates",
+        instance_path: str | None = None,
+        instance_relative_config: bool = False,
+        root_path: str | None = None,
+    ) -> None:
+        super().__init__(
+            import_name=import_name,
+            static_folder=static_folder,
+            static_url_path=static_url_path,
+            template_folder=template_folder,
+            root_path=root_path,
+        )
+        if instance_path is None:
+            instance_path = self.auto_find_instance_path()
+        elif not os.path.isabs(instance_path):
+            raise ValueError(
+                f"The instance path must be absolute, got {instance_path!r}. Fix: pass"
+                " os.path.abspath(...) or leave it out to use the default."
+            )
+        self.instance_path = instance_path
+        self.config = self.make_config(instance_relative_config)
+        self.aborter = self.make_aborter()
+        #: The JSON provider of this app: ``app.json.dumps(...)``, ``jsonify`` use it.
+        self.json: JSONProvider = self.json_provider_class(self)
+        #: Called with ``(error, endpoint, values)`` when ``url_for`` fails to build.
+        self.url_build_error_handlers: list[
+            Callable[[Exception, str, dict[str, t.Any]], str]
+        ] = []
+        self.teardown_appcontext_funcs: list[ft.TeardownCallable] = []
+        self.before_serving_funcs: list[ft.ServingCallable] = []
+        self.after_serving_funcs: list[ft.ServingCallable] = []
+        self.shell_context_processors: list[ft.ShellContextProcessorCallable] = []
+        self.blueprints: dict[str, t.Any] = {}
+        #: Storage for extensions' per-app state, by extension name.
+        self.extensions: dict[str, t.Any] = {}
+        self.url_map = self.url_map_class(host_matching=host_matching)
+        self.subdomain_matching = subdomain_matching
+        self._got_first_request = False
+
+        if self.has_static_folder:
+            if bool(static_host) != host_matching:
+                raise ValueError(
+                    "Invalid static_host/host_matching combination: 'static_host' is"
+                    " required with 'host_matching=True' and not allowed without it."
+                )
+            self_ref = weakref.ref(self)
+            self.add_url_rule(
+                f"{self.static_url_path}/<path:filename>",
+                endpoint="static",
+                host=static_host,
+                view_func=lambda **kw: self_ref().send_static_file(**kw),  # type: ignore[union-attr]
+            )
+
+    # -- identity, config, logging -------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        """The application's name: ``import_name``, or the script's name for ``__main__``."""
+        if self.import_name == "__main__":
+            fn: str | None = getattr(sys.modules["__main__"], "__file__", None)
+            if fn is None:
+                return "__main__"
+            return os.path.splitext(os.path.basename(fn))[0]
+        return self.import_name
+
+    @property
+    def logger(self) -> logging.Logger:
+        """The ``logging`` logger named after the app (see :mod:`ctxflask.logging`)."""
+        try:
+            return self.__dict__["_logger"]  # type: ignore[no-any-return]
+        except KeyError:
+            logger = self.__dict__["_logger"] = create_logger(self)
+            return logger
+
+    @property
+    def debug(self) -> bool:
+        """Debug mode (``DEBUG``): exceptions propagate, JSON is indented."""
+        return bool(self.config["DEBUG"])
+
+    @debug.setter
+    def debug(self, value: bool) -> None:
+        self.config["DEBUG"] = value
+
+    def make_config(self, instance_relative: bool = False) -> Config:
+        """Create the config, filled from :attr:`default_config` and ``CTXFLASK_DEBUG``
+        or ``FLASK_DEBUG`` from the environment."""
+        root_path = self.instance_path if instance_relative else self.root_path
+        defaults = dict(self.default_config)
+        debug = os.environ.get("CTXFLASK_DEBUG", os.environ.get("FLASK_DEBUG"))
+        if debug:
+            defaults["DEBUG"] = debug.lower() not in {"0", "false", "no"}
+        return self.config_class(root_path, defaults)
+
+    def make_aborter(self) -> Aborter:
+        """Create the :class:`~werkzeug.exceptions.Aborter` behind ``abort``."""
+        return self.aborter_class()
+
+    def auto_find_instance_path(self) -> str:
+        """The ``instance`` folder next to the app's package or module."""
+        return os.path.join(self.root_path, "instance")
+
+    def _check_setup_finished(self, f_name: str) -> None:
+        if self._got_first_request:
+            raise AssertionError(
+                f"The setup method '{f_name}' can no longer be called on the application."
+                " It has already handled its first request, any changes will not be"
+                " applied consistently.\nMake sure all imports, decorators, functions, etc."
+                " needed to set up the application are done before running it."
+            )
+
+    # -- routing -------------------------------------------------------------------------
+
+    @setupmethod
+    def add_url_rule(
+        self,
+        rule: str,
+        endpoint: str | None = None,
+        view_func: ft.RouteCallable | None = None,
+        provide_automatic_options: bool | None = None,
+        **options: t.Any,
+    ) -> None:
+        """Register URL ``rule`` for ``endpoint`` and its view function (sync or async).
+
+        :param rule: the URL rule, with werkzeug converters.
+        :param endpoint: the endpoint name; defaults to the view function's name.
+        :param view_func: the view; may be given later with :meth:`endpoint`.
+        :param provide_automatic_options: answer OPTIONS automatically (default: when
+            the rule does not list OPTIONS and ``PROVIDE_AUTOMATIC_OPTIONS`` is set).
+        :param options: ``methods`` and werkzeug ``Rule`` options.
+        """
+        if endpoint is None:
+            endpoint = _endpoint_from_view_func(view_func)  # type: ignore[arg-type]
+        options["endpoint"] = endpoint
+        methods = options.pop("methods", None)
+        if methods is None:
+            methods = getattr(view_func, "methods", None) or ("GET",)
+        if isinstance(methods, str):
+            raise TypeError(
+                f"Allowed methods must be a list of strings, not the string {methods!r}."
+                f' Fix: methods=["{methods}"].'
+            )
+        methods = {item.upper() for item in methods}
+        required_methods: set[str] = set(getattr(view_func, "required_methods", ()))
+        if provide_automatic_options is None:
+            provide_automatic_options = getattr(
+                view_func, "provide_automatic_options", None
+            )
+        if provide_automatic_options is None:
+            if "OPTIONS" not in methods and self.config["PROVIDE_AUTOMATIC_OPTIONS"]:
+                provide_automatic_options = True
+                required_methods.add("OPTIONS")
+            else:
+                provide_automatic_options = False
+        methods |= required_methods
+
+        rule_obj = self.url_rule_class(rule, methods=methods, **options)
+        rule_obj.provide_automatic_options = provide_automatic_options  # type: ignore[attr-defined]
+        self.url_map.add(rule_obj)
+        if view_func is not None:
+            old_func = self.view_functions.get(endpoint)
+            if old_func is not None and old_func != view_func:
+                raise AssertionError(
+                    f"View function mapping is overwriting an existing endpoint function:"
+                    f" {endpoint}. Fix: give one of the views another endpoint name."
+                )
+            self.view_functions[endpoint] = view_func
+
+    def create_url_adapter(self, request: Request | None) -> MapAdapter | None:
+        """The URL adapter for ``request``, or for building URLs outside a request (which
+        needs ``SERVER_NAME``). Checks the host against ``TRUSTED_HOSTS``."""
+        if request is not None:
+            trusted_hosts = self.config["TRUSTED_HOSTS"]
+            if trusted_hosts is not None:
+                request.trusted_hosts = trusted_hosts
+                # Raises SecurityError (400) for a host that is not trusted.
+                request.host = get_host(request.environ, request.trusted_hosts)  # type: ignore[misc]
+            subdomain = None
+            server_name = self.config["SERVER_NAME"]
+            if self.url_map.host_matching:
+                server_name = None  # match the request's own host
+            elif not self.subdomain_matching:
+                subdomain = self.url_map.default_subdomain or ""
+            return self.url_map.bind_to_environ(
+                request.environ, server_name=server_name, subdomain=subdomain
+            )
+        if self.config["SERVER_NAME"] is not None:
+            return self.url_map.bind(
+                self.config["SERVER_NAME"],
+                script_name=self.config["APPLICATION_ROOT"],
+                url_scheme=self.config["PREFERRED_URL_SCHEME"],
+            )
+        return None
+
+    def raise_routing_exception(self, request: Request) -> t.NoReturn:
+        """Raise the routing error of ``request``. In debug mode, a redirect that would
+        drop a form body (301/302 for a non-GET method) is an explained error instead."""
+        exc = request.routing_exception
+        if (
+            self.debug
+            and isinstance(exc, RequestRedirect)
+            and exc.code not in {307, 308}
+            and request.method not in {"GET", "HEAD", "OPTIONS"}
+        ):
+            raise _FormDataRoutingRedirect(request)
+        raise exc  # type: ignore[misc]
+
+    def url_for(
+        self,
+        /,
+        endpoint: str,
+        *,
+        _anchor: str | None = None,
+        _method: str | None = None,
+        _scheme: str | None = None,
+        _external: bool | None = None,
+        **values: t.Any,
+    ) -> str:
+        """Build the URL of ``endpoint`` with ``values``; see :func:`ctxflask.url_for`."""
+        req_ctx = _cv_request.get(None)
+        if req_ctx is not None:
+            url_adapter = req_ctx.url_adapter
+            blueprint_name = req_ctx.request.blueprint
+            if endpoint[:1] == ".":
+                if blueprint_name is not None:
+                    endpoint = f"{blueprint_name}{endpoint}"
+                else:
+                    endpoint = endpoint[1:]
+            if _external is None:
+                _external = _scheme is not None
+        else:
+            app_ctx = _cv_app.get(None)
+            if app_ctx is not None:
+                url_adapter = app_ctx.url_adapter
+            else:
+                url_adapter = self.create_url_adapter(None)
+            if url_adapter is None:
+                raise RuntimeError(
+                    "Unable to build URLs outside an active request without 'SERVER_NAME'"
+                    " configured.\n\nOutside a request there is no host to build from."
+                    " Fix: set SERVER_NAME (and APPLICATION_ROOT, PREFERRED_URL_SCHEME as"
+                    " needed), or build the URL inside `app.test_request_context()`."
+                )
+            if _external is None:
+                _external = True
+        if _scheme is not None and not _external:
+            raise ValueError("When specifying '_scheme', '_external' must be True.")
+
+        self.inject_url_defaults(endpoint, values)
+        try:
+            rv = url_adapter.build(  # type: ignore[union-attr]
+                endpoint,
+                values,
+                method=_method,
+                url_scheme=_scheme,
+                force_external=_external,
+            )
+        except BuildError as error:
+            values.update(
+                _anchor=_anchor, _method=_method, _scheme=_scheme, _external=_external
+            )
+            return self.handle_url_build_error(error, endpoint, values)
+        if _anchor is not None:
+            rv = f"{rv}#{_url_quote(_anchor, safe='%!#$&()*+,/:;=?@')}"
+        return rv
+
+    def inject_url_defaults(self, endpoint: str, values: dict[str, t.Any]) -> None:
+        """Let the ``url_defaults`` functions of the app and of the endpoint's blueprints
+        fill in ``values``."""
+        keys: t.Iterable[str | None] = (None,)
+        if "." in endpoint:
+            keys = chain(keys, reversed(_blueprint_chain(endpoint.rpartition(".")[0])))
+        for key in keys:
+            if key in self.url_default_functions:
+                for func in self.url_default_functions[key]:
+                    func(endpoint, values)
+
+    def handle_url_build_error(
+        self, error: BuildError, endpoint: str, values: dict[str, t.Any]
+    ) -> str:
+        """Ask :attr:`url_build_error_handlers` for a URL; raise ``error`` if none gives one."""
+        for handler in self.url_build_error_handlers:
+            try:
+                rv = handler(error, endpoint, values)
+            except BuildError as e:
+                error = e
+            else:
+                if rv is not None:
+                    return rv
+        raise error
+
+    def redirect(self, location: str, code: int = 302) -> BaseResponse:
+        """A redirect response to ``location``; :func:`ctxflask.redirect` calls this."""
+        return _wz_redirect(location, code=code, Response=self.response_class)
+
+    # -- registration specific to the app ------------------------------------------------
+
+    @setupmethod
+    def teardown_appcontext(self, f: T_teardown) -> T_teardown:
+        """Run ``f(error)`` (sync or async) when each app context is popped: after every
+        request, CLI command and ``with app.app_context()`` block."""
+        self.teardown_appcontext_funcs.append(f)
+        return f
+
+    @setupmethod
+    def before_serving(self, f: T_serving) -> T_serving:
+        """Run ``f()`` (sync or async) in an app context before the first request is
+        served: at ASGI lifespan startup, or before a WSGI process's first request."""
+        self.before_serving_funcs.append(f)
+        return f
+
+    @setupmethod
+    def after_serving(self, f: T_serving) -> T_serving:
+        """Run ``f()`` (sync or async) in an app context when serving ends: at ASGI
+        lifespan shutdown, or when a WSGI process exits."""
+        self.after_serving_funcs.append(f)
+        return f
+
+    @setupmethod
+    def shell_context_processor(
+        self, f: T_shell_context_processor
+    ) -> T_shell_context_processor:
+        """Register a function returning names for the interactive shell."""
+        self.shell_context_processors.append(f)
+        return f
+
+    # -- errors --------------------------------------------------------------------------
+
+    def _find_error_handler(
+        self, e: BaseException, blueprints: list[str]
+    ) -> ft.ErrorHandlerCallable | None:
+        """The handler for ``e``: by status code before class, blueprints before the app,
+        and the most specific class in the exception's MRO."""
+        exc_class, code = self._get_exc_class_and_code(type(e))
+        keys = (*blueprints, None)
+        for c in (code, None) if code is not None else (None,):
+            for key in keys:
+                if key not in self.error_handler_spec:
+                    continue
+                handler_map = self.error_handler_spec[key].get(c)
+                if not handler_map:
+                    continue
+                for cls in exc_class.__mro__:
+                    handler = handler_map.get(cls)
+                    if handler is not None:
+                        return handler
+        return None
+
+    def trap_http_exception(self, e: Exception) -> bool:
+        """Whether an HTTP error should propagate like any exception instead of going to
+        its handler (``TRAP_HTTP_EXCEPTIONS``, ``TRAP_BAD_REQUEST_ERRORS``)."""
+        if self.config["TRAP_HTTP_EXCEPTIONS"]:
+            return True
+        trap_bad_request = self.config["TRAP_BAD_REQUEST_ERRORS"]
+        if (
+            trap_bad_request is None
+            and self.debug
+            and isinstance(e, BadRequestKeyError)
+        ):
+            return True
+        if trap_bad_request:
+            return isinstance(e, BadRequest)
+        return False
+
+    def should_ignore_error(self, error: BaseException | None) -> bool:
+        """Whether teardown callbacks get ``None`` instead of ``error``."""
+        return False
+
+    def log_exception(
+        self,
+        exc_info: tuple[type, BaseException, TracebackType | None]
+        | tuple[None, None, None],
+    ) -> None:
+        """Log an unhandled exception to :attr:`logger`, with the request's path."""
+        req_ctx = _cv_request.get(None)
+        where = f" [{req_ctx.request.method}]" if req_ctx is not None else ""
+        path = req_ctx.request.path if req_ctx is not None else "?"
+        self.logger.error(f"Exception on {path}{where}", exc_info=exc_info)
+
+    # -- responses -----------------------------------------------------------------------
+
+    def make_response(self, rv: ft.ResponseReturnValue | BaseException) -> Response:
+        """Turn a view's return value into a :attr:`response_class` instance.
+
+        Accepted: ``str``, ``bytes``, a ``dict`` or ``list`` (as JSON), an iterator or
+        generator (sync or async; streamed), a response object, a WSGI callable, or a
+        tuple ``(body, status)``, ``(body, headers)`` or ``(body, status, headers)``.
+        """
+        status: t.Any = None
+        headers: t.Any = None
+        if isinstance(rv, tuple):
+            if len(rv) == 3:
+                rv, status, headers = rv
+            elif len(rv) == 2:
+                if isinstance(rv[1], (Headers, dict, tuple, list)):
+                    rv, headers = rv
+                else:
+                    rv, status = rv
+            else:
+                raise TypeError(
+                    f"The view function returned a tuple of {len(rv)} items, which is not"
+                    " a valid response. Fix: return (body, status, headers), (body, status)"
+                    " or (body, headers)."
+                )
+        if rv is None:
+            req_ctx = _cv_request.get(None)
+            endpoint = req_ctx.request.endpoint if req_ctx is not None else None
+            raise TypeError(
+                f"The view function for {endpoint!r} did not return a valid response: it"
+                " returned None or ended without a return statement. Fix: return a"
+                " string, dict, list, tuple or response object."
+            )
+        response_class = self.response_class
+        if type(rv) is not response_class and not isinstance(rv, response_class):
+            if isinstance(rv, (str, bytes, bytearray)) or isinstance(
+                rv, (cabc.Iterator, cabc.AsyncIterator)
+            ):
+                rv = response_class(rv, status=status, headers=headers)  # type: ignore[arg-type]
+                status = headers = None
+            elif isinstance(rv, (dict, list)):
+                rv = self.json.response(rv)
+            elif isinstance(rv, cabc.AsyncIterable):
+                rv = response_class(rv, status=status, headers=headers)  # type: ignore[arg-type]
+                status = headers = None
+            elif isinstance(rv, HTTPException):
+                # Its response, not a run of it as a WSGI app: a body to send, not a stream.
+                rv = response_class.force_type(
+                    rv.get_response(_cv_request.get().request.environ)
+                )
+            elif isinstance(rv, BaseResponse) or callable(rv):
+                try:
+                    rv = response_class.force_type(
+                        rv, _cv_request.get().request.environ
+                    )  # type: ignore[arg-type]
+                except TypeError as e:
+                    raise TypeError(
+                        f"{e}\nThe view function did not return a valid response. The"
+                        " return type must be a string, dict, list, tuple with headers or"
+                        " status, response object, iterator or WSGI callable, but it was a"
+                        f" {type(rv).__name__}."
+                    ).with_traceback(sys.exc_info()[2]) from None
+            else:
+                raise TypeError(
+                    "The view function did not return a valid response. The return type"
+                    " must be a string, dict, list, tuple with headers or status, response"
+                    " object, iterator or WSGI callable, but it was a"
+                    f" {type(rv).__name__}."
+                )
+        response = t.cast(Response, rv)
+        if status is not None:
+            if isinstance(status, (str, bytes, bytearray)):
+                response.status = status  # type: ignore[assignment]
+            else:
+                response.status_code = status
+        if headers:
+            response.headers.update(headers)
+        return response
+
+    def make_default_options_response(self) -> Response:
+        """The response to an automatic OPTIONS request: empty, with ``Allow``."""
+        adapter = _cv_request.get().url_adapter
+        methods = adapter.allowed_methods()  # type: ignore[union-attr]
+        rv = self.response_class()
+        rv.allow.update(methods)
+        return rv
+
+    def send_static_file(self, filename: str) -> Response:
+        """Serve ``filename`` from :attr:`static_folder` (the ``static`` endpoint)."""
+        if not self.has_static_folder:
+            raise RuntimeError("'static_folder' must be set to serve static_files.")
+        from .helpers import send_from_directory
+
+        max_age = self.get_send_file_max_age(filename)
+        return send_from_directory(
+            t.cast(str, self.static_folder), filename, max_age=max_age
+        )
+
+    def get_send_file_max_age(self, filename: str | None) -> int | None:
+        """The cache max age of a static file: ``SEND_FILE_MAX_AGE_DEFAULT``."""
+        value = self.config["SEND_FILE_MAX_AGE_DEFAULT"]
+        if value is None:
+            return None
+        if isinstance(value, timedelta):
+            return int(value.total_seconds())
+        return t.cast(int, value)
+
+    # -- the pipeline, callable from code (tests, extensions) ----------------------------
+    #
+    # These run the same steps as the entry points, from the caller's code and context.
+
+    def full_dispatch_request(self) -> Response:
+        """Dispatch the current request, with pre- and post-processing and error handling."""
+        return bridge.run_steps(pipeline.full_dispatch(self))
+
+    def preprocess_request(self) -> ft.ResponseReturnValue | None:
+        """Run URL value preprocessors and ``before_request`` callbacks; a value other than
+        ``None`` is the response to send instead of calling the view."""
+        return bridge.run_steps(pipeline.preprocess(self))
+
+    def dispatch_request(self) -> ft.ResponseReturnValue:
+        """Call the view matched for the current request and return its return value."""
+        return bridge.run_steps(pipeline.dispatch(self))
+
+    def finalize_request(
+        self,
+        rv: ft.ResponseReturnValue | BaseException,
+        from_error_handler: bool = False,
+    ) -> Response:
+        """Make the response of ``rv`` and run ``process_response`` on it."""
+        return bridge.run_steps(pipeline.finalize(self, rv, from_error_handler))  # type: ignore[arg-type]
+
+    def process_response(self, response: Response) -> Response:
+        """Run ``after_this_request`` and ``after_request`` callbacks; save the session."""
+        return bridge.run_steps(pipeline.process_response(self, response))
+
+    def handle_user_exception(
+        self, e: Exception
+    ) -> ft.ResponseReturnValue | BaseException:
+        """Run the handler for an exception raised during dispatch, or raise it again."""
+        return bridge.run_steps(pipeline.handle_user_exception(self, e))
+
+    def handle_http_exception(self, e: t.Any) -> ft.ResponseReturnValue | BaseException:
+        """Run the handler for an HTTP error, or return the error as the response."""
+        return bridge.run_steps(pipeline.handle_http_exception(self, e))
+
+    def handle_exception(self, e: Exception) -> Response:
+        """Handle an exception no handler caught: propagate it in testing/debug, else log
+        it and answer 500."""
+        return bridge.run_steps(pipeline.handle_exception(self, e))
+
+    def do_teardown_request(self, exc: BaseException | None = None) -> None:
+        """Run the ``teardown_request`` callbacks for the current request."""
+        bridge.run_steps(pipeline.teardown_request(self, exc))
+
+    def do_teardown_appcontext(self, exc: BaseException | None = None) -> None:
+        """Run the ``teardown_appcontext`` callbacks."""
+        bridge.run_steps(pipeline.teardown_appcontext(self, exc))
+
+    def ensure_sync(self, func: Callable[..., t.Any]) -> Callable[..., t.Any]:
+        """``func`` as a sync callable: async functions run on the thread's event loop."""
+        if bridge.is_async_callable(func):
+            return self.async_to_sync(func)
+        return func
+
+    def async_to_sync(
+        self, func: Callable[..., cabc.Coroutine[t.Any, t.Any, t.Any]]
+    ) -> Callable[..., t.Any]:
+        """Wrap an async function to be called from sync code, in the caller's context."""
+
+        def wrapper(*args: t.Any, **kwargs: t.Any) -> t.Any:
+            return bridge.call_in(None, func, *args, **kwargs)
+
+        return wrapper
+
+    # -- sessions ------------------------------------------------------------------------
+
+    def _open_session_now(self, request: Request) -> SessionMixin:
+        interface = self.session_interface
+        session = interface.open_session(self, request)
+        if session is None:
+            session = interface.make_null_session(self)
+        return session
+
+    @property
+    def _open_session_eagerly(self) -> bool:
+        # A session interface that may do I/O opens through the bridge at the start of
+        # the request, as Flask does; the cookie interface opens on first use instead.
+        return not getattr(
+            self.session_interface.open_session, "__ctxflask_nonblocking__", False
+        )
+
+    def _session_needs_refresh(self, request: Request) -> bool:
+        # Flask refreshes a permanent session's cookie on every request, read or not.
+        return bool(self.config["SESSION_REFRESH_EACH_REQUEST"]) and (
+            self.session_interface.get_cookie_name(self) in request.cookies
+        )
+
+    # -- contexts and entry points -------------------------------------------------------
+
+    def app_context(self) -> AppContext:
+        """A new application context: ``with app.app_context(): ...``."""
+        return AppContext(self)
+
+    def request_context(self, environ: WSGIEnvironment) -> RequestContext:
+        """A new request context for a WSGI environment."""
+        return RequestContext(self, environ)
+
+    def test_request_context(self, *args: t.Any, **kwargs: t.Any) -> RequestContext:
+        """A request context for a request built from werkzeug ``EnvironBuilder``
+        arguments (``path``, ``method``, ``json``, ``data``, ``headers``, ...), for tests:
+        ``with app.test_request_context("/?a=1"): ...``."""
+        from .testing import EnvironBuilder
+
+        builder = EnvironBuilder(self, *args, **kwargs)
+        try:
+            return self.request_context(builder.get_environ())
+        finally:
+            builder.close()
+
+    def test_client(self, use_cookies: bool = True, **kwargs: t.Any) -> FlaskClient:
+        """A test client calling this app through its WSGI entry point."""
+        cls = self.test_client_class
+        if cls is None:
+            from .testing import FlaskClient as cls
+        return cls(self, self.response_class, use_cookies=use_cookies, **kwargs)
+
+    def wsgi_app(
+        self, environ: WSGIEnvironment, start_response: StartResponse
+    ) -> cabc.Iterable[bytes]:
+        """The WSGI application. Wrap this one with middleware
+        (``app.wsgi_app = Middleware(app.wsgi_app)``) to keep ``app`` itself."""
+        from .wsgi import serve
+
+        return serve(self, environ, start_response)
+
+    def __call__(
+        self, environ: WSGIEnvironment, start_response: StartResponse
+    ) -> cabc.Iterable[bytes]:
+        """The WSGI entry point: calls :meth:`wsgi_app`."""
+        return self.wsgi_app(environ, start_response)
+
+    def run(
+        self,
+        host: str | None = None,
+        port: int | None = None,
+        debug: bool | None = None,
+        load_dotenv: bool = True,
+        **options: t.Any,
+    ) -> None:
+        """Serve the app with werkzeug's development server (WSGI). Not for production:
+        use gunicorn, or an ASGI server with ``app.asgi``."""
+        from werkzeug.serving import run_simple
+
+        if debug is not None:
+            self.debug = bool(debug)
+        server_name = self.config.get("SERVER_NAME")
+        sn_host = sn_port = None
+        if server_name:
+            sn_host, _, sn_port = server_name.partition(":")
+        host = host or sn_host or "127.0.0.1"
+        port = int(port or sn_port or 5000)
+        options.setdefault("use_reloader", self.debug)
+        options.setdefault("use_debugger", self.debug)
+        options.setdefault("threaded", True)
+        run_simple(host, port, self, **options)
+
+
+class _FormDataRoutingRedirect(AssertionError):
+    """In debug mode: a routing redirect would make the browser drop the form body."""
+
+    def __init__(self, request: Request) -> None:
+        exc = request.routing_exception
+        new_url = getattr(exc, "new_url", "?")
+        super().__init__(
+            f"A request was sent to {request.url!r}, but routing issued a redirect to the"
+            f" canonical URL {new_url!r}.\n\nThe URL was defined with a trailing slash and"
+            " the request lacked it; a browser would follow the redirect without the form"
+            f" data of this {request.method} request. Fix: send the request to the URL"
+            " with the trailing slash, or use a 307/308 redirect. This check runs only in"
+            " debug mode."
+        )

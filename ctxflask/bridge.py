@@ -1,0 +1,428 @@
+"""The one place that decides how sync and async callables run from each other's side.
+
+The request pipeline (:mod:`ctxflask.pipeline`) is written once, as *steps*: coroutines that
+never touch an event loop. Whenever a step needs to run a user callable (a view, a hook, an
+error handler, a teardown, a signal receiver) it awaits :func:`call`, which hands the callable to
+whichever driver is running the steps:
+
+- :func:`run_steps` drives them from sync code (the WSGI entry point, and the public sync
+  methods such as ``app.preprocess_request()``). Sync callables run inline; async ones run on
+  an event loop that belongs to the current thread and is reused across its requests.
+- :func:`run_steps_async` drives them from an event loop (the ASGI entry point). Async
+  callables are awaited on the loop; sync ones run in a bounded pool of worker threads.
+  Consecutive sync callables share one trip to a worker thread: the driver itself moves to
+  the thread and comes back at the next async callable.
+
+Every callable runs inside the request's own :class:`contextvars.Context` (not a copy of it),
+so whatever one step sets -- ``g``, the session, any ``ContextVar`` -- the next step sees,
+whichever side of the bridge each of them runs on.
+
+Nothing else in ctxflask starts threads or event loops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import contextvars
+import functools
+import inspect
+import threading
+import types
+import typing as t
+from collections.abc import Awaitable
+from collections.abc import Callable
+from collections.abc import Coroutine
+from collections.abc import Generator
+from concurrent.futures import ThreadPoolExecutor
+
+import anyio.to_thread
+
+T = t.TypeVar("T")
+F = t.TypeVar("F", bound=Callable[..., t.Any])
+
+
+class Invoke:
+    """A request, from a step to its driver, to run ``fn(*args, **kwargs)``.
+
+    Awaiting it suspends the steps up to the driver, which runs the callable in the request's
+    context on the right side of the bridge and resumes the steps with its result or
+    exception.
+    """
+
+    __slots__ = ("args", "fn", "kwargs")
+
+    def __init__(
+        self,
+        fn: Callable[..., t.Any],
+        args: tuple[t.Any, ...],
+        kwargs: dict[str, t.Any],
+    ) -> None:
+        self.fn = fn
+        self.args = args
+        self.kwargs = kwargs
+
+    def __await__(self) -> Generator[Invoke, t.Any, t.Any]:
+        return (yield self)
+
+
+#: A coroutine of pipeline steps: it awaits only :class:`Invoke` and other steps, and is run
+#: by :func:`run_steps` or :func:`run_steps_async`, never awaited on an event loop directly.
+Steps = Coroutine[Invoke, t.Any, T]
+
+
+def call(fn: Callable[..., t.Any], /, *args: t.Any, **kwargs: t.Any) -> Invoke:
+    """From a step: run a sync or async callable through the driver; await the result."""
+    return Invoke(fn, args, kwargs)
+
+
+_async_cache: dict[Callable[..., t.Any], bool] = {}
+
+
+def is_async_callable(fn: Callable[..., t.Any]) -> bool:
+    """Whether calling ``fn`` gives a coroutine to await: an ``async def`` function, a
+    partial or bound method of one, or an object whose ``__call__`` is ``async def``."""
+    if type(fn) is types.FunctionType:
+        try:
+            return _async_cache[fn]
+        except KeyError:
+            result = _async_cache[fn] = inspect.iscoroutinefunction(fn)
+            return result
+    while isinstance(fn, functools.partial):
+        fn = fn.func
+    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
+        getattr(fn, "__call__", None)  # noqa: B004 - the method, not callability
+    )
+
+
+def nonblocking(fn: F) -> F:
+    """Mark a sync callable as cheap and free of blocking I/O.
+
+    The ASGI driver then runs it on the event loop instead of sending it to a worker thread.
+    Use it only for code that returns in microseconds: anything that waits blocks every
+    request served by the loop.
+    """
+    fn.__ctxflask_nonblocking__ = True  # type: ignore[attr-defined]
+    return fn
+
+
+def _is_nonblocking(fn: Callable[..., t.Any]) -> bool:
+    return getattr(fn, "__ctxflask_nonblocking__", False) is True
+
+
+# -- the sync side: a reused event loop per thread --------------------------------------------
+
+
+class _ThreadLoop(threading.local):
+    loop: asyncio.AbstractEventLoop | None = None
+
+    def get(self) -> asyncio.AbstractEventLoop:
+        loop = self.loop
+        if loop is None or loop.is_closed():
+            loop = self.loop = asyncio.new_event_loop()
+            _loops.add(loop)
+        return loop
+
+    def __del__(self) -> None:
+        # Runs when the thread that owns this loop ends.
+        loop = self.loop
+        if loop is not None and not loop.is_running():
+            _close_loop(loop)
+
+
+_thread_loop = _ThreadLoop()
+_loops: set[asyncio.AbstractEventLoop] = set()
+_helpers: ThreadPoolExecutor | None = None
+_helpers_lock = threading.Lock()
+
+
+def _close_loop(loop: asyncio.AbstractEventLoop) -> None:
+    _loops.discard(loop)
+    if loop.is_closed():
+        return
+    try:
+        loop.run_until_complete(loop.shutdown_asyncgens())
+    finally:
+        loop.close()
+
+
+@atexit.register
+def _close_all_loops() -> None:
+    for loop in list(_loops):
+        if not loop.is_running():
+            _close_loop(loop)
+    if _helpers is not None:
+        _helpers.shutdown(wait=False)
+
+
+def _helper_pool() -> ThreadPoolExecutor:
+    global _helpers
+    with _helpers_lock:
+        if _helpers is None:
+            _helpers = ThreadPoolExecutor(thread_name_prefix="ctxflask-bridge")
+        return _helpers
+
+
+def _run_on_thread_loop(
+    make: Callable[[], Awaitable[T]], ctx: contextvars.Context
+) -> T:
+    loop = _thread_loop.get()
+    awaitable = ctx.run(make)
+    if type(awaitable) is not types.CoroutineType:
+        awaitable = _as_coroutine(awaitable)
+    task = loop.create_task(t.cast(Coroutine[t.Any, t.Any, T], awaitable), context=ctx)
+    return loop.run_until_complete(task)
+
+
+async def _as_coroutine(awaitable: Awaitable[T]) -> T:
+    return await awaitable
+
+
+def run_awaitable(make: Callable[[], Awaitable[T]], ctx: contextvars.Context) -> T:
+    """From sync code: await ``make()`` to completion inside ``ctx``.
+
+    It runs on this thread's reused event loop. If this thread is already running an event
+    loop (sync code called from async code, as in an async test calling the sync test
+    client), it runs on a helper thread's loop instead, since a thread can run one loop at a
+    time.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return _run_on_thread_loop(make, ctx)
+    return _helper_pool().submit(_run_on_thread_loop, make, ctx).result()
+
+
+def _call_sync(
+    fn: Callable[..., t.Any],
+    args: tuple[t.Any, ...],
+    kwargs: dict[str, t.Any],
+    ctx: contextvars.Context,
+) -> t.Any:
+    if is_async_callable(fn):
+        return run_awaitable(functools.partial(fn, *args, **kwargs), ctx)
+    result = ctx.run(fn, *args, **kwargs)
+    if type(result) is types.CoroutineType:
+        # A sync wrapper (a decorator unaware of async) around an async function.
+        return run_awaitable(lambda: result, ctx)
+    return result
+
+
+def call_in(
+    ctx: contextvars.Context | None,
+    fn: Callable[..., T],
+    /,
+    *args: t.Any,
+    **kwargs: t.Any,
+) -> T:
+    """From sync code: call a sync or async ``fn`` inside ``ctx`` and return its result.
+
+    With ``ctx=None`` it runs in the current context. An async callable then runs in a copy,
+    whose changes are copied back afterwards (Python offers no handle on the running context
+    that an event loop could enter).
+    """
+    if ctx is not None:
+        return t.cast(T, _call_sync(fn, args, kwargs, ctx))
+    if not is_async_callable(fn):
+        result = fn(*args, **kwargs)
+        if type(result) is not types.CoroutineType:
+            return result
+        copy = contextvars.copy_context()
+        value = run_awaitable(lambda: result, copy)
+    else:
+        copy = contextvars.copy_context()
+        value = run_awaitable(functools.partial(fn, *args, **kwargs), copy)
+    _copy_back(copy)
+    return t.cast(T, value)
+
+
+_missing: t.Any = object()
+
+
+def _copy_back(ctx: contextvars.Context) -> None:
+    for var, value in ctx.items():
+        if var.get(_missing) is not value:
+            var.set(value)
+
+
+def run_steps(steps: Steps[T], ctx: contextvars.Context | None = None) -> T:
+    """From sync code: run pipeline steps to their end, inside ``ctx``, and return their
+    result.
+
+    With ``ctx=None`` the steps run in the current context itself, so the contexts they
+    push and pop are the caller's (``app.preprocess_request()`` in a test, a ``with``
+    block's pop); only async callables then run in a copy (see :func:`call_in`).
+    """
+    value: t.Any = None
+    error: BaseException | None = None
+    while True:
+        try:
+            if ctx is None:
+                invoke = steps.send(value) if error is None else steps.throw(error)
+            elif error is None:
+                invoke = ctx.run(steps.send, value)
+            else:
+                invoke = ctx.run(steps.throw, error)
+        except StopIteration as stop:
+            return t.cast(T, stop.value)
+        finally:
+            error = None
+        try:
+            value = call_in(ctx, invoke.fn, *invoke.args, **invoke.kwargs)
+        except BaseException as e:  # thrown into the steps, which decide
+            value, error = None, e
+
+
+# -- the async side: callables from the event loop --------------------------------------------
+
+
+class _Pinned:
+    """Await a coroutine with every one of its steps run inside ``ctx``.
+
+    Unlike a new task, it runs in the awaiting task (no scheduling round-trip) and in the
+    given context itself, not a copy, so the coroutine's context changes are kept.
+    """
+
+    __slots__ = ("coro", "ctx")
+
+    def __init__(self, coro: Coroutine[t.Any, t.Any, t.Any], ctx: contextvars.Context):
+        self.coro = coro
+        self.ctx = ctx
+
+    def __await__(self) -> Generator[t.Any, t.Any, t.Any]:
+        coro, run = self.coro, self.ctx.run
+        value: t.Any = None
+        error: BaseException | None = None
+        while True:
+            try:
+                if error is None:
+                    yielded = run(coro.send, value)
+                else:
+                    yielded = run(coro.throw, error)
+            except StopIteration as stop:
+                return stop.value
+            finally:
+                error = None
+            try:
+                value = yield yielded
+            except BaseException as e:  # cancellation and the like reach the coroutine
+                value, error = None, e
+
+
+def pinned(coro: Coroutine[t.Any, t.Any, T], ctx: contextvars.Context) -> Awaitable[T]:
+    """From async code: await ``coro`` inside ``ctx`` (not a copy of it)."""
+    return t.cast(Awaitable[T], _Pinned(coro, ctx))
+
+
+async def call_async(
+    ctx: contextvars.Context,
+    limiter: anyio.CapacityLimiter | None,
+    fn: Callable[..., T],
+    /,
+    *args: t.Any,
+    **kwargs: t.Any,
+) -> T:
+    """From async code: call a sync or async ``fn`` inside ``ctx`` and return its result.
+
+    Sync callables run in a worker thread bounded by ``limiter``, unless marked
+    :func:`nonblocking`.
+    """
+    if is_async_callable(fn):
+        return await pinned(ctx.run(fn, *args, **kwargs), ctx)
+    if _is_nonblocking(fn):
+        result: t.Any = ctx.run(fn, *args, **kwargs)
+    else:
+        result = await anyio.to_thread.run_sync(
+            functools.partial(ctx.run, fn, *args, **kwargs), limiter=limiter
+        )
+    if type(result) is types.CoroutineType:
+        result = await pinned(result, ctx)
+    return t.cast(T, result)
+
+
+class _Done:
+    __slots__ = ("value",)
+
+    def __init__(self, value: t.Any) -> None:
+        self.value = value
+
+
+def _steps_in_thread(
+    steps: Steps[t.Any], ctx: contextvars.Context, invoke: Invoke
+) -> Invoke | _Done:
+    """In a worker thread: run sync callables and the steps between them, until the steps
+    ask for an async callable (returned, for the loop to run) or end."""
+    while True:
+        value: t.Any = None
+        error: BaseException | None = None
+        try:
+            value = _call_sync_in_worker(invoke, ctx)
+        except BaseException as e:
+            error = e
+        try:
+            if error is None:
+                invoke = ctx.run(steps.send, value)
+            else:
+                invoke = ctx.run(steps.throw, error)
+        except StopIteration as stop:
+            return _Done(stop.value)
+        finally:
+            error = None
+        if is_async_callable(invoke.fn):
+            return invoke
+
+
+def _call_sync_in_worker(invoke: Invoke, ctx: contextvars.Context) -> t.Any:
+    result = ctx.run(invoke.fn, *invoke.args, **invoke.kwargs)
+    if type(result) is types.CoroutineType:
+        # Back to the loop to await it: this thread has no loop of its own to use.
+        coro = result
+        return anyio.from_thread.run(_await_pinned, coro, ctx)
+    return result
+
+
+async def _await_pinned(
+    coro: Coroutine[t.Any, t.Any, t.Any], ctx: contextvars.Context
+) -> t.Any:
+    return await pinned(coro, ctx)
+
+
+async def run_steps_async(
+    steps: Steps[T],
+    ctx: contextvars.Context,
+    limiter: anyio.CapacityLimiter | None = None,
+) -> T:
+    """From async code: run pipeline steps to their end inside ``ctx``; return their result.
+
+    Async callables are awaited on the loop; a run of sync callables, with the steps between
+    them, goes to one worker thread (bounded by ``limiter``) and comes back at the next async
+    callable.
+    """
+    value: t.Any = None
+    error: BaseException | None = None
+    while True:
+        try:
+            if error is None:
+                invoke = ctx.run(steps.send, value)
+            else:
+                invoke = ctx.run(steps.throw, error)
+        except StopIteration as stop:
+            return t.cast(T, stop.value)
+        finally:
+            error = None
+        fn = invoke.fn
+        if not is_async_callable(fn) and not _is_nonblocking(fn):
+            # Exceptions the steps themselves raise in the thread propagate from here.
+            outcome = await anyio.to_thread.run_sync(
+                _steps_in_thread, steps, ctx, invoke, limiter=limiter
+            )
+            if isinstance(outcome, _Done):
+                return t.cast(T, outcome.value)
+            invoke = outcome  # the steps now wait on an async callable
+            fn = invoke.fn
+        try:
+            value = ctx.run(fn, *invoke.args, **invoke.kwargs)
+            if type(value) is types.CoroutineType:
+                value = await pinned(value, ctx)
+        except BaseException as e:  # thrown into the steps, which decide
+            value, error = None, e

@@ -1,0 +1,366 @@
+"""Application and request contexts, kept on ``ContextVar`` stacks (see :mod:`.globals`).
+
+Pushing a context sets its variable and keeps the token; popping checks that the context is
+the top one and resets the variable with that token. A context may be pushed more than once
+(the test client pushes a finished request's contexts again for inspection); its teardown
+callbacks run once, when it is popped for the first time after its request.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import functools
+import sys
+import typing as t
+from collections.abc import Callable
+from collections.abc import Iterator
+from types import TracebackType
+
+from werkzeug.exceptions import HTTPException
+
+from . import bridge
+from . import pipeline
+from .globals import _cv_app
+from .globals import _cv_request
+from .signals import appcontext_popped
+from .signals import appcontext_pushed
+from .signals import send_steps
+
+if t.TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIEnvironment
+    from werkzeug.routing import MapAdapter
+
+    from .app import Flask
+    from .sessions import SessionMixin
+    from .typing import AfterRequestCallable
+    from .wrappers import Request
+
+F = t.TypeVar("F", bound=Callable[..., t.Any])
+
+
+class _Sentinel:
+    def __repr__(self) -> str:
+        return "<no exception given>"
+
+
+_sentinel: t.Any = _Sentinel()
+
+
+class _AppCtxGlobals:
+    """The ``g`` namespace: a plain object for data that lives as long as an app context.
+
+    Every request gets its own, inside its own application context.
+    """
+
+    def get(self, name: str, default: t.Any | None = None) -> t.Any:
+        """Return attribute ``name``, or ``default`` when it is not set."""
+        return self.__dict__.get(name, default)
+
+    def pop(self, name: str, default: t.Any = _sentinel) -> t.Any:
+        """Remove attribute ``name`` and return it; ``default`` when missing, else KeyError."""
+        if default is _sentinel:
+            return self.__dict__.pop(name)
+        return self.__dict__.pop(name, default)
+
+    def setdefault(self, name: str, default: t.Any = None) -> t.Any:
+        """Return attribute ``name``, setting it to ``default`` first when it is missing."""
+        return self.__dict__.setdefault(name, default)
+
+    def __getattr__(self, name: str) -> t.Any:
+        # Only called for names not set; a clear AttributeError beats a silent None.
+        raise AttributeError(
+            f"'g' has no attribute {name!r}: nothing set it in this context"
+        )
+
+    def __contains__(self, item: str) -> bool:
+        return item in self.__dict__
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.__dict__)
+
+    def __repr__(self) -> str:
+        ctx = _cv_app.get(None)
+        if ctx is not None:
+            return f"<ctxflask.g of '{ctx.app.name}'>"
+        return object.__repr__(self)
+
+
+def _wrong_top(kind: str, popped: object, top: object | None) -> RuntimeError:
+    return RuntimeError(
+        f"Popped wrong {kind} context: {popped!r} is not the top ({top!r}).\n\n"
+        f"Contexts must be popped in the reverse order of their pushes, in the same thread or"
+        f" task that pushed them. Fix: use `with` blocks, or pop the inner context first."
+    )
+
+
+class AppContext:
+    """The application context: the app, ``g`` and an app-level URL adapter.
+
+    It is active during every request, CLI command and lifespan hook, and wherever code
+    pushes one: ``with app.app_context(): ...``.
+    """
+
+    def __init__(self, app: Flask) -> None:
+        self.app = app
+        self.url_adapter: MapAdapter | None = app.create_url_adapter(None)
+        self.g: _AppCtxGlobals = app.app_ctx_globals_class()
+        self._tokens: list[contextvars.Token[AppContext]] = []
+        self._torn_down = False
+
+    def push(self) -> None:
+        """Make this the current application context."""
+        self._tokens.append(_cv_app.set(self))
+        if appcontext_pushed.receivers:
+            bridge.run_steps(send_steps(appcontext_pushed, self.app))
+
+    def pop(self, exc: BaseException | None = _sentinel) -> None:
+        """Pop this context, running the app's teardown callbacks the first time."""
+        if exc is _sentinel:
+            exc = sys.exc_info()[1]
+        bridge.run_steps(self._pop_steps(exc))
+
+    async def _pop_steps(self, exc: BaseException | None) -> None:
+        top = _cv_app.get(None)
+        if top is not self:
+            raise _wrong_top("app", self, top)
+        try:
+            if len(self._tokens) == 1 and not self._torn_down:
+                self._torn_down = True
+                await pipeline.teardown_appcontext(self.app, exc)
+        finally:
+            _cv_app.reset(self._tokens.pop())
+        if appcontext_popped.receivers:
+            await send_steps(appcontext_popped, self.app)
+
+    def _copy(self) -> AppContext:
+        """A context sharing this one's ``g``, for another thread or task; its pop does not
+        run the teardown callbacks (this context's own pop does)."""
+        copy = object.__new__(type(self))
+        copy.__dict__.update(self.__dict__)
+        copy._tokens = []
+        copy._torn_down = True
+        return copy
+
+    def __enter__(self) -> AppContext:
+        self.push()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.pop(exc_value)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} of {self.app.name!r}>"
+
+
+class RequestContext:
+    """The request context: the request, its session, its URL adapter and flashed messages.
+
+    Pushing it pushes an application context for its app when none is active for that app,
+    and popping it pops that one too. Create one with ``app.test_request_context(...)`` or
+    ``app.request_context(environ)``.
+    """
+
+    def __init__(
+        self,
+        app: Flask,
+        environ: WSGIEnvironment,
+        request: Request | None = None,
+        session: SessionMixin | None = None,
+    ) -> None:
+        self.app = app
+        if request is None:
+            request = app.request_class(environ)
+            request.json_module = app.json
+        self.request: Request = request
+        self.url_adapter: MapAdapter | None = None
+        try:
+            self.url_adapter = app.create_url_adapter(request)
+        except HTTPException as e:
+            request.routing_exception = e
+        self.flashes: list[tuple[str, str]] | None = None
+        self._session: SessionMixin | None = session
+        self._after_request_functions: list[AfterRequestCallable[t.Any]] = []
+        self._tokens: list[
+            tuple[contextvars.Token[RequestContext], AppContext | None]
+        ] = []
+        self._torn_down = False
+
+    def copy(self) -> RequestContext:
+        """A new context for the same request and session object, to push elsewhere."""
+        return type(self)(
+            self.app, self.request.environ, request=self.request, session=self._session
+        )
+
+    def match_request(self) -> None:
+        """Match the request against the URL map; a routing error is kept for dispatch."""
+        try:
+            result = self.url_adapter.match(return_rule=True)  # type: ignore[union-attr]
+            self.request.url_rule, self.request.view_args = result
+        except HTTPException as e:
+            self.request.routing_exception = e
+
+    @property
+    def session(self) -> SessionMixin:
+        """The session of this request, opened on first use; marks it as accessed."""
+        session = self._session
+        if session is None:
+            session = self._session = self.app._open_session_now(self.request)
+        session.accessed = True
+        return session
+
+    def push(self) -> None:
+        """Make this the current request context (and its app's context, if needed)."""
+        app_ctx = _cv_app.get(None)
+        if app_ctx is None or app_ctx.app is not self.app:
+            app_ctx = self.app.app_context()
+            app_ctx.push()
+        else:
+            app_ctx = None
+        self._tokens.append((_cv_request.set(self), app_ctx))
+        if self.url_adapter is not None and self.request.url_rule is None:
+            self.match_request()
+
+    def pop(self, exc: BaseException | None = _sentinel) -> None:
+        """Pop this context, running teardown callbacks the first time; pops the app
+        context that :meth:`push` pushed."""
+        if exc is _sentinel:
+            exc = sys.exc_info()[1]
+        bridge.run_steps(self._pop_steps(exc))
+
+    async def _pop_steps(self, exc: BaseException | None) -> None:
+        top = _cv_request.get(None)
+        if top is not self:
+            raise _wrong_top("request", self, top)
+        last = len(self._tokens) == 1
+        try:
+            if last and not self._torn_down:
+                self._torn_down = True
+                await pipeline.teardown_request(self.app, exc)
+                close = getattr(self.request, "close", None)
+                if close is not None:
+                    close()
+        finally:
+            token, app_ctx = self._tokens.pop()
+            _cv_request.reset(token)
+            if app_ctx is not None:
+                await app_ctx._pop_steps(exc)
+
+    def __enter__(self) -> RequestContext:
+        self.push()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.pop(exc_value)
+
+    def __repr__(self) -> str:
+        return (
+            f"<{type(self).__name__} {self.request.url!r}"
+            f" [{self.request.method}] of {self.app.name!r}>"
+        )
+
+
+def has_app_context() -> bool:
+    """Whether an application context is active in the current context."""
+    return _cv_app.get(None) is not None
+
+
+def has_request_context() -> bool:
+    """Whether a request context is active in the current context."""
+    return _cv_request.get(None) is not None
+
+
+def after_this_request(f: AfterRequestCallable[t.Any]) -> AfterRequestCallable[t.Any]:
+    """Run ``f(response)`` after the current request's view, before ``after_request``
+    callbacks; ``f`` may be sync or async and must return the response."""
+    ctx = _cv_request.get(None)
+    if ctx is None:
+        raise RuntimeError(
+            "'after_this_request' can only be used while a request is handled.\n\n"
+            "It registers a callback for the response of the current request, and none is"
+            " active. Fix: call it from a view or a before_request hook."
+        )
+    ctx._after_request_functions.append(f)
+    return f
+
+
+def copy_current_app_context(f: F) -> F:
+    """Wrap ``f`` (sync or async) to run inside the current application context.
+
+    Use it to hand work to another thread or task: the wrapper pushes the captured context,
+    calls ``f`` and pops it, so ``current_app`` and ``g`` are those of the caller.
+    """
+    ctx = _cv_app.get(None)
+    if ctx is None:
+        raise RuntimeError(
+            "'copy_current_app_context' needs an active application context.\n\n"
+            "There is no context to copy here. Fix: call it inside a request, a CLI command"
+            " or a `with app.app_context():` block."
+        )
+    return _wrap_with([ctx], f)
+
+
+def copy_current_request_context(f: F) -> F:
+    """Wrap ``f`` (sync or async) to run inside a copy of the current request context.
+
+    The copy shares the request and session objects. The wrapper may run in another thread
+    or task, even after the request has ended.
+    """
+    ctx = _cv_request.get(None)
+    if ctx is None:
+        raise RuntimeError(
+            "'copy_current_request_context' needs an active request context.\n\n"
+            "There is no request to copy here. Fix: call it from a view or a hook, or in tests"
+            " inside `with app.test_request_context(): ...`."
+        )
+    # Copies share the request, session and ``g``; the request's own contexts run the
+    # teardown callbacks, never the copies.
+    return _wrap_with([_cv_app.get(), ctx], f)
+
+
+def _fresh_copies(contexts: list[AppContext | RequestContext]) -> list[t.Any]:
+    """Copies of ``contexts`` to push elsewhere: they share the request, session and ``g``,
+    and their pops never run teardown callbacks (the originals' pops do). Each use takes
+    fresh copies, so that concurrent uses never share a context's push tokens."""
+    copies: list[AppContext | RequestContext] = []
+    for c in contexts:
+        if isinstance(c, AppContext):
+            copies.append(c._copy())
+        else:
+            copy = c.copy()
+            copy._torn_down = True
+            copies.append(copy)
+    return copies
+
+
+def _wrap_with(contexts: list[AppContext | RequestContext], f: F) -> F:
+    """Wrap ``f`` to run with fresh copies of ``contexts`` pushed."""
+    if bridge.is_async_callable(f):
+
+        @functools.wraps(f)
+        async def async_wrapper(*args: t.Any, **kwargs: t.Any) -> t.Any:
+            with contextlib.ExitStack() as stack:
+                for c in _fresh_copies(contexts):
+                    stack.enter_context(c)
+                return await f(*args, **kwargs)
+
+        return t.cast(F, async_wrapper)
+
+    @functools.wraps(f)
+    def wrapper(*args: t.Any, **kwargs: t.Any) -> t.Any:
+        with contextlib.ExitStack() as stack:
+            for c in _fresh_copies(contexts):
+                stack.enter_context(c)
+            return f(*args, **kwargs)
+
+    return t.cast(F, wrapper)

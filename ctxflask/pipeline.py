@@ -1,0 +1,277 @@
+"""The request pipeline, written once for every entry point.
+
+    handle_request   push the contexts, full_dispatch, handle what it raised
+      full_dispatch  request_started, preprocess, dispatch, finalize
+      finalize       make_response, process_response, request_finished
+    (the driver sends the response; a streamed body runs inside the contexts)
+    finish_request   pop the contexts: teardown_request, teardown_appcontext
+
+Each function is a coroutine of *steps* (:mod:`ctxflask.bridge`): it knows no protocol and
+no event loop. It runs inside the request's context and hands every user callable to the
+driver through :func:`~ctxflask.bridge.call`, so views, hooks, error handlers, teardowns and
+signal receivers may each be sync or async. The WSGI driver runs these steps from a server
+thread, the ASGI driver from an event loop, and ``Flask``'s public methods
+(``app.preprocess_request()`` and so on) from the caller's code: same steps, same semantics.
+"""
+
+from __future__ import annotations
+
+import typing as t
+from itertools import chain
+
+from werkzeug.exceptions import BadRequestKeyError
+from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import InternalServerError
+from werkzeug.routing import RoutingException
+
+from .bridge import call
+from .globals import _cv_app
+from .globals import _cv_request
+from .signals import appcontext_tearing_down
+from .signals import got_request_exception
+from .signals import request_finished
+from .signals import request_started
+from .signals import request_tearing_down
+from .signals import send_steps
+
+if t.TYPE_CHECKING:
+    from .app import Flask
+    from .ctx import RequestContext
+    from .typing import ResponseReturnValue
+    from .wrappers import Response
+
+
+async def handle_request(
+    app: Flask, ctx: RequestContext
+) -> tuple[Response, BaseException | None]:
+    """Push ``ctx`` and produce the response, leaving the contexts pushed for the body.
+
+    Returns the response and the exception that was handled into it (for teardown). When
+    the request ends in an exception instead (propagated in testing, or not an
+    ``Exception``), the contexts are popped before it is raised.
+    """
+    error: BaseException | None = None
+    try:
+        try:
+            ctx.push()
+            if ctx._session is None and app._open_session_eagerly:
+                ctx._session = await call(app._open_session_now, ctx.request)
+            response = await full_dispatch(app)
+        except Exception as e:
+            error = e
+            response = await handle_exception(app, e)
+    except BaseException as e:
+        if ctx._tokens:
+            await finish_request(app, ctx, e)
+        raise
+    return response, error
+
+
+async def finish_request(
+    app: Flask, ctx: RequestContext, error: BaseException | None
+) -> None:
+    """Pop the request's contexts, running the teardown callbacks once."""
+    preserve = ctx.request.environ.get("werkzeug.debug.preserve_context")
+    if preserve is not None:
+        preserve(_cv_app.get())
+        preserve(_cv_request.get())
+    if error is not None and app.should_ignore_error(error):
+        error = None
+    await ctx._pop_steps(error)
+
+
+async def full_dispatch(app: Flask) -> Response:
+    """Preprocess, dispatch and finalize the current request; user exceptions become
+    responses through the error handlers."""
+    app._got_first_request = True
+    try:
+        if request_started.receivers:
+            await send_steps(request_started, app)
+        rv = await preprocess(app)
+        if rv is None:
+            rv = await dispatch(app)
+    except Exception as e:
+        rv = await handle_user_exception(app, e)
+    return await finalize(app, rv)
+
+
+async def finalize(
+    app: Flask,
+    rv: ResponseReturnValue | HTTPException,
+    from_error_handler: bool = False,
+) -> Response:
+    """Turn a view's return value into the response, then run ``process_response`` and
+    send ``request_finished``."""
+    response = app.make_response(rv)
+    try:
+        response = await process_response(app, response)
+        if request_finished.receivers:
+            await send_steps(request_finished, app, response=response)
+    except Exception:
+        if not from_error_handler:
+            raise
+        app.logger.exception(
+            "Request finalizing failed with an error while handling an error"
+        )
+    return response
+
+
+def _hook_keys(ctx: RequestContext) -> tuple[str | None, ...]:
+    """The app (``None``) and the matched blueprints, outermost first."""
+    blueprints = ctx.request.blueprints
+    if not blueprints:
+        return (None,)
+    return (None, *reversed(blueprints))
+
+
+async def preprocess(app: Flask) -> ResponseReturnValue | None:
+    """Run URL value preprocessors, then ``before_request`` callbacks until one returns a
+    value, which is then the response."""
+    ctx = _cv_request.get()
+    keys = _hook_keys(ctx)
+    request = ctx.request
+    for key in keys:
+        if key in app.url_value_preprocessors:
+            for f in app.url_value_preprocessors[key]:
+                await call(f, request.endpoint, request.view_args)
+    for key in keys:
+        if key in app.before_request_funcs:
+            for before in app.before_request_funcs[key]:
+                rv = await call(before)
+                if rv is not None:
+                    return t.cast("ResponseReturnValue", rv)
+    return None
+
+
+async def dispatch(app: Flask) -> ResponseReturnValue:
+    """Call the view of the matched rule with the URL arguments (a routing error is raised
+    here, and automatic OPTIONS answered)."""
+    request = _cv_request.get().request
+    if request.routing_exception is not None:
+        app.raise_routing_exception(request)
+    rule = request.url_rule
+    if rule is None:  # no URL adapter could be built for this request
+        raise InternalServerError("The request could not be routed.")
+    if request.method == "OPTIONS" and getattr(
+        rule, "provide_automatic_options", False
+    ):
+        return app.make_default_options_response()
+    view = app.view_functions[rule.endpoint]
+    return t.cast("ResponseReturnValue", await call(view, **(request.view_args or {})))
+
+
+async def process_response(app: Flask, response: Response) -> Response:
+    """Run ``after_this_request`` then ``after_request`` callbacks, and save the session."""
+    ctx = _cv_request.get()
+    for f in ctx._after_request_functions:
+        response = await call(f, response)
+    for key in chain(ctx.request.blueprints, (None,)):
+        if key in app.after_request_funcs:
+            for f in reversed(app.after_request_funcs[key]):
+                response = await call(f, response)
+    interface = app.session_interface
+    session = ctx._session
+    if session is None and app._session_needs_refresh(ctx.request):
+        session = ctx._session = await call(app._open_session_now, ctx.request)
+    if session is not None and not interface.is_null_session(session):
+        await call(interface.save_session, app, session, response)
+    return response
+
+
+def _find_handler(app: Flask, e: BaseException) -> t.Any:
+    return app._find_error_handler(e, _cv_request.get().request.blueprints)
+
+
+async def handle_user_exception(
+    app: Flask, e: Exception
+) -> ResponseReturnValue | HTTPException:
+    """Find and run the error handler for ``e``; with none, HTTP errors become their own
+    response and other exceptions are raised again."""
+    if isinstance(e, BadRequestKeyError) and (
+        app.debug or app.config["TRAP_BAD_REQUEST_ERRORS"]
+    ):
+        e.show_exception = True
+    if isinstance(e, HTTPException) and not app.trap_http_exception(e):
+        return await handle_http_exception(app, e)
+    handler = _find_handler(app, e)
+    if handler is None:
+        raise e
+    return t.cast("ResponseReturnValue", await call(handler, e))
+
+
+async def handle_http_exception(
+    app: Flask, e: HTTPException
+) -> ResponseReturnValue | HTTPException:
+    """Run the handler registered for an HTTP error, or answer with the error itself.
+    Redirects from routing and errors without a code are never handled."""
+    if e.code is None or isinstance(e, RoutingException):
+        return e
+    handler = _find_handler(app, e)
+    if handler is None:
+        return e
+    return t.cast("ResponseReturnValue", await call(handler, e))
+
+
+async def handle_exception(app: Flask, e: Exception) -> Response:
+    """An unhandled exception: send ``got_request_exception``, then raise it again when
+    exceptions propagate (testing, debug), else log it and answer 500 through the
+    ``InternalServerError`` handler, which gets ``original_exception``."""
+    if got_request_exception.receivers:
+        await send_steps(got_request_exception, app, exception=e)
+    propagate = app.config["PROPAGATE_EXCEPTIONS"]
+    if propagate is None:
+        propagate = app.testing or app.debug
+    if propagate:
+        raise e
+    app.log_exception((type(e), e, e.__traceback__))
+    server_error: ResponseReturnValue | InternalServerError
+    server_error = InternalServerError(original_exception=e)
+    handler = _find_handler(app, server_error)
+    if handler is not None:
+        server_error = await call(handler, server_error)
+    return await finalize(app, server_error, from_error_handler=True)
+
+
+Calls = list[tuple[t.Any, tuple[t.Any, ...], dict[str, t.Any]]]
+
+
+async def _run_all(calls: Calls) -> None:
+    """Run every call even when some raise; then raise what they raised, together."""
+    errors: list[BaseException] = []
+    for f, args, kwargs in calls:
+        try:
+            await call(f, *args, **kwargs)
+        except BaseException as e:
+            errors.append(e)
+    if len(errors) == 1:
+        raise errors[0]
+    if errors:
+        raise BaseExceptionGroup("several teardown callbacks raised", errors)
+
+
+async def teardown_request(app: Flask, exc: BaseException | None) -> None:
+    """Run every ``teardown_request`` callback (blueprints' first, each list in reverse
+    order of registration), then send ``request_tearing_down``."""
+    ctx = _cv_request.get()
+    calls: Calls = [
+        (f, (exc,), {})
+        for key in chain(ctx.request.blueprints, (None,))
+        if key in app.teardown_request_funcs
+        for f in reversed(app.teardown_request_funcs[key])
+    ]
+    calls.extend(
+        (r, (app,), {"exc": exc}) for r in request_tearing_down.receivers_for(app)
+    )
+    if calls:
+        await _run_all(calls)
+
+
+async def teardown_appcontext(app: Flask, exc: BaseException | None) -> None:
+    """Run every ``teardown_appcontext`` callback in reverse order of registration, then
+    send ``appcontext_tearing_down``."""
+    calls: Calls = [(f, (exc,), {}) for f in reversed(app.teardown_appcontext_funcs)]
+    calls.extend(
+        (r, (app,), {"exc": exc}) for r in appcontext_tearing_down.receivers_for(app)
+    )
+    if calls:
+        await _run_all(calls)

@@ -1,0 +1,195 @@
+"""Test helpers: an environ builder that knows the app, and the WSGI test client."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import typing as t
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextlib import ExitStack
+from copy import copy
+from types import TracebackType
+from urllib.parse import urlsplit
+
+import werkzeug.test
+from werkzeug.test import Client
+from werkzeug.wrappers import Request as BaseRequest
+
+if t.TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIEnvironment
+    from werkzeug.test import TestResponse
+
+    from .app import Flask
+    from .sessions import SessionMixin
+
+
+class EnvironBuilder(werkzeug.test.EnvironBuilder):
+    """werkzeug's ``EnvironBuilder``, with the host, root and scheme taken from the app's
+    ``SERVER_NAME``, ``APPLICATION_ROOT`` and ``PREFERRED_URL_SCHEME``, and JSON
+    serialized by the app's provider.
+
+    :param app: the application the request is for.
+    :param path: the request path, possibly with a query string.
+    :param base_url: the URL the path is relative to; excludes ``subdomain`` and
+        ``url_scheme``.
+    :param subdomain: a subdomain to prepend to ``SERVER_NAME``.
+    :param url_scheme: the scheme, instead of ``PREFERRED_URL_SCHEME``.
+    """
+
+    def __init__(
+        self,
+        app: Flask,
+        path: str = "/",
+        base_url: str | None = None,
+        subdomain: str | None = None,
+        url_scheme: str | None = None,
+        *args: t.Any,
+        **kwargs: t.Any,
+    ) -> None:
+        if base_url is not None and (subdomain or url_scheme):
+            raise TypeError(
+                "Cannot pass 'subdomain' or 'url_scheme' with 'base_url': the base URL"
+                " already has them. Fix: put them in 'base_url', or leave it out."
+            )
+        if base_url is None:
+            http_host = app.config.get("SERVER_NAME") or "localhost"
+            app_root = app.config["APPLICATION_ROOT"]
+            if subdomain:
+                http_host = f"{subdomain}.{http_host}"
+            if url_scheme is None:
+                url_scheme = app.config["PREFERRED_URL_SCHEME"]
+            url = urlsplit(path)
+            base_url = f"{url.scheme or url_scheme}://{url.netloc or http_host}/{app_root.lstrip('/')}"
+            path = url.path
+            if url.query:
+                path = f"{path}?{url.query}"
+        self.app = app
+        super().__init__(path, base_url, *args, **kwargs)
+
+    def json_dumps(self, obj: t.Any, **kwargs: t.Any) -> str:
+        """Serialize ``json=`` data with the app's JSON provider."""
+        return self.app.json.dumps(obj, **kwargs)
+
+
+class FlaskClient(Client):
+    """The test client of ``app.test_client()``: werkzeug's client through the app's WSGI
+    entry point.
+
+    In a ``with client:`` block, the contexts of the last request stay pushed after it,
+    so a test can inspect ``request``, ``session`` and ``g``; they are popped at the next
+    request or at the end of the block. Teardown callbacks have already run by then, once.
+    """
+
+    application: Flask
+
+    def __init__(self, *args: t.Any, **kwargs: t.Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.preserve_context = False
+        self._new_contexts: list[t.ContextManager[t.Any]] = []
+        self._context_stack = ExitStack()
+        self.environ_base = {
+            "REMOTE_ADDR": "127.0.0.1",
+            "HTTP_USER_AGENT": f"Werkzeug/{importlib.metadata.version('werkzeug')}",
+        }
+
+    @contextmanager
+    def session_transaction(
+        self, *args: t.Any, **kwargs: t.Any
+    ) -> Iterator[SessionMixin]:
+        """Open the client's session for the test to change; it is saved back into the
+        client's cookies when the block ends. Arguments are those of
+        ``app.test_request_context``."""
+        if self._cookies is None:
+            raise TypeError(
+                "Cookies are disabled, so the client has no session. Fix: create the"
+                " client with 'use_cookies=True'."
+            )
+        app = self.application
+        ctx = app.test_request_context(*args, **kwargs)
+        self._add_cookies_to_wsgi(ctx.request.environ)
+        with ctx:
+            sess = app.session_interface.open_session(app, ctx.request)
+        if sess is None:
+            raise RuntimeError(
+                "The session interface did not open a session. Fix: check its"
+                " open_session, and that a secret key is set."
+            )
+        yield sess
+        resp = app.response_class()
+        if app.session_interface.is_null_session(sess):
+            return
+        with ctx:
+            app.session_interface.save_session(app, sess, resp)
+        self._update_cookies_from_response(
+            ctx.request.host.partition(":")[0],
+            ctx.request.path,
+            resp.headers.getlist("Set-Cookie"),
+        )
+
+    def _copy_environ(self, other: WSGIEnvironment) -> WSGIEnvironment:
+        out = {**self.environ_base, **other}
+        if self.preserve_context:
+            out["werkzeug.debug.preserve_context"] = self._new_contexts.append
+        return out
+
+    def _request_from_builder_args(
+        self, args: tuple[t.Any, ...], kwargs: dict[str, t.Any]
+    ) -> BaseRequest:
+        kwargs["environ_base"] = self._copy_environ(kwargs.get("environ_base", {}))
+        builder = EnvironBuilder(self.application, *args, **kwargs)
+        try:
+            return builder.get_request()
+        finally:
+            builder.close()
+
+    def open(
+        self,
+        *args: t.Any,
+        buffered: bool = False,
+        follow_redirects: bool = False,
+        **kwargs: t.Any,
+    ) -> TestResponse:
+        """Send a request to the app; see ``werkzeug.test.Client.open``."""
+        if args and isinstance(
+            args[0], (werkzeug.test.EnvironBuilder, dict, BaseRequest)
+        ):
+            if isinstance(args[0], werkzeug.test.EnvironBuilder):
+                builder = copy(args[0])
+                builder.environ_base = self._copy_environ(builder.environ_base or {})  # type: ignore[arg-type]
+                request = builder.get_request()
+            elif isinstance(args[0], dict):
+                request = EnvironBuilder.from_environ(
+                    args[0], app=self.application, environ_base=self._copy_environ({})
+                ).get_request()
+            else:
+                request = copy(args[0])
+                request.environ = self._copy_environ(request.environ)
+        else:
+            request = self._request_from_builder_args(args, kwargs)
+
+        self._context_stack.close()
+        response = super().open(
+            request, buffered=buffered, follow_redirects=follow_redirects
+        )
+        response.json_module = self.application.json  # type: ignore[assignment]
+        for cm in self._new_contexts:
+            self._context_stack.enter_context(cm)
+        self._new_contexts.clear()
+        return response
+
+    def __enter__(self) -> FlaskClient:
+        if self.preserve_context:
+            raise RuntimeError(
+                "Cannot nest client invocations: this client is already in a `with` block."
+            )
+        self.preserve_context = True
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.preserve_context = False
+        self._context_stack.close()

@@ -1,0 +1,142 @@
+"""Request and response objects: werkzeug's, with the app's configuration applied."""
+
+from __future__ import annotations
+
+import typing as t
+
+from werkzeug.exceptions import BadRequest
+from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Request as _WerkzeugRequest
+from werkzeug.wrappers import Response as _WerkzeugResponse
+
+from . import json
+from .globals import _cv_app
+
+if t.TYPE_CHECKING:
+    from werkzeug.routing import Rule
+
+
+class Request(_WerkzeugRequest):
+    """The request object of ctxflask, available as :data:`ctxflask.request`.
+
+    Body limits (``MAX_CONTENT_LENGTH``, ``MAX_FORM_MEMORY_SIZE``, ``MAX_FORM_PARTS``) come
+    from the app's config unless set on the request itself.
+    """
+
+    json_module: t.Any = json
+
+    #: The rule that matched, set during routing; ``None`` when routing failed.
+    url_rule: Rule | None = None
+    #: The matched URL arguments; ``None`` when routing failed.
+    view_args: dict[str, t.Any] | None = None
+    #: The routing error (404, 405, redirect), raised again at dispatch.
+    routing_exception: HTTPException | None = None
+
+    _max_content_length: int | None = None
+    _max_form_memory_size: int | None = None
+    _max_form_parts: int | None = None
+
+    @property
+    def max_content_length(self) -> int | None:
+        """The largest body accepted, in bytes: this request's own limit if set, else
+        ``MAX_CONTENT_LENGTH``. Over it, reading the body raises 413."""
+        if self._max_content_length is not None:
+            return self._max_content_length
+        ctx = _cv_app.get(None)
+        if ctx is None:
+            return super().max_content_length
+        return t.cast("int | None", ctx.app.config["MAX_CONTENT_LENGTH"])
+
+    @max_content_length.setter
+    def max_content_length(self, value: int | None) -> None:
+        self._max_content_length = value
+
+    @property
+    def max_form_memory_size(self) -> int | None:
+        """The largest non-file form field, in bytes (``MAX_FORM_MEMORY_SIZE``)."""
+        if self._max_form_memory_size is not None:
+            return self._max_form_memory_size
+        ctx = _cv_app.get(None)
+        if ctx is None:
+            return super().max_form_memory_size
+        return t.cast("int | None", ctx.app.config["MAX_FORM_MEMORY_SIZE"])
+
+    @max_form_memory_size.setter
+    def max_form_memory_size(self, value: int | None) -> None:
+        self._max_form_memory_size = value
+
+    @property
+    def max_form_parts(self) -> int | None:
+        """The largest number of multipart parts (``MAX_FORM_PARTS``)."""
+        if self._max_form_parts is not None:
+            return self._max_form_parts
+        ctx = _cv_app.get(None)
+        if ctx is None:
+            return super().max_form_parts
+        return t.cast("int | None", ctx.app.config["MAX_FORM_PARTS"])
+
+    @max_form_parts.setter
+    def max_form_parts(self, value: int | None) -> None:
+        self._max_form_parts = value
+
+    @property
+    def endpoint(self) -> str | None:
+        """The endpoint that matched the request, ``None`` if routing failed."""
+        if self.url_rule is not None:
+            return self.url_rule.endpoint
+        return None
+
+    @property
+    def blueprint(self) -> str | None:
+        """The dotted name of the blueprint of the matched endpoint, if any."""
+        endpoint = self.endpoint
+        if endpoint is not None and "." in endpoint:
+            return endpoint.rpartition(".")[0]
+        return None
+
+    @property
+    def blueprints(self) -> list[str]:
+        """The matched blueprint and its parents, innermost first."""
+        name = self.blueprint
+        if name is None:
+            return []
+        return _blueprint_chain(name)
+
+    def on_json_loading_failed(self, e: ValueError | None) -> t.Any:
+        """Called when the body is not valid JSON (400) or not JSON at all (415).
+
+        The parser's message is shown only in debug mode.
+        """
+        try:
+            return super().on_json_loading_failed(e)
+        except BadRequest as error:
+            ctx = _cv_app.get(None)
+            if ctx is not None and ctx.app.debug:
+                raise
+            raise BadRequest() from error
+
+
+def _blueprint_chain(name: str) -> list[str]:
+    parts = name.split(".")
+    return [".".join(parts[:i]) for i in range(len(parts), 0, -1)]
+
+
+class Response(_WerkzeugResponse):
+    """The response object of ctxflask: werkzeug's, with ``text/html`` as the default
+    mimetype and the app's JSON provider for :attr:`json`.
+
+    Its body may also be an async iterable (an async generator a view returned): the entry
+    points iterate it inside the request's contexts.
+    """
+
+    default_mimetype: str | None = "text/html"
+    json_module = json
+    autocorrect_location_header = False
+
+    @property
+    def max_cookie_size(self) -> int:  # type: ignore[override]
+        """``MAX_COOKIE_SIZE`` of the current app, else werkzeug's default."""
+        ctx = _cv_app.get(None)
+        if ctx is not None:
+            return t.cast(int, ctx.app.config["MAX_COOKIE_SIZE"])
+        return super().max_cookie_size

@@ -1,0 +1,131 @@
+"""The WSGI entry point: runs the pipeline for an environ and carries the response out.
+
+It knows WSGI (environ, ``start_response``, the body iterable and its ``close``) and
+nothing of routing, hooks or sessions. Each request runs in a fresh copy of the server
+thread's context. A streamed body is iterated inside that context with the request's
+contexts still pushed; they are popped, and teardown runs, when the server closes the
+body.
+"""
+
+from __future__ import annotations
+
+import collections.abc as cabc
+import contextvars
+import typing as t
+
+from . import bridge
+from . import pipeline
+
+if t.TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse
+    from _typeshed.wsgi import WSGIEnvironment
+
+    from .app import Flask
+    from .ctx import RequestContext
+    from .wrappers import Response
+
+
+def serve(
+    app: Flask, environ: WSGIEnvironment, start_response: StartResponse
+) -> cabc.Iterable[bytes]:
+    """Handle one WSGI request."""
+    ctx = contextvars.copy_context()
+    req_ctx = ctx.run(app.request_context, environ)
+    response, error = bridge.run_steps(pipeline.handle_request(app, req_ctx), ctx)
+    try:
+        status = response.status
+        headers = ctx.run(response.get_wsgi_headers, environ).to_wsgi_list()
+        status_code = response.status_code
+        if (
+            environ["REQUEST_METHOD"] == "HEAD"
+            or 100 <= status_code < 200
+            or status_code in (204, 304)
+        ):
+            start_response(status, headers)
+            ctx.run(response.close)
+            body: cabc.Iterable[bytes] = ()
+        elif response.is_sequence and not response._on_close:
+            body = [c.encode() if isinstance(c, str) else c for c in response.response]
+            start_response(status, headers)
+        elif response.direct_passthrough:
+            # A file wrapper: returned as is, so the server may use sendfile.
+            start_response(status, headers)
+            body = response.response  # type: ignore[assignment]
+        else:
+            start_response(status, headers)
+            return _StreamedBody(app, req_ctx, ctx, response, error)
+    except BaseException as e:
+        bridge.run_steps(pipeline.finish_request(app, req_ctx, e), ctx)
+        raise
+    bridge.run_steps(pipeline.finish_request(app, req_ctx, error), ctx)
+    return body
+
+
+class _StreamedBody:
+    """A streamed response body, iterated inside the request's context.
+
+    Sync iterators run on the server's thread; async ones on the thread's event loop.
+    ``close()`` (called by the server once the response is sent, or the client left) closes
+    the iterator and then pops the request's contexts: teardown runs once, after the last
+    chunk.
+    """
+
+    def __init__(
+        self,
+        app: Flask,
+        req_ctx: RequestContext,
+        ctx: contextvars.Context,
+        response: Response,
+        error: BaseException | None,
+    ) -> None:
+        self._app = app
+        self._req_ctx = req_ctx
+        self._ctx = ctx
+        self._response = response
+        self._error = error
+        chunks: t.Any = response.response
+        self._async = isinstance(chunks, cabc.AsyncIterable) and not isinstance(
+            chunks, cabc.Iterable
+        )
+        self._chunks: t.Any = chunks.__aiter__() if self._async else iter(chunks)
+        self._closed = False
+
+    def __iter__(self) -> _StreamedBody:
+        return self
+
+    def __next__(self) -> bytes:
+        try:
+            if self._async:
+                try:
+                    chunk = bridge.run_awaitable(self._chunks.__anext__, self._ctx)
+                except StopAsyncIteration:
+                    raise StopIteration from None
+            else:
+                chunk = self._ctx.run(next, self._chunks)
+        except StopIteration:
+            raise
+        except BaseException as e:
+            self._error = e
+            raise
+        if isinstance(chunk, str):
+            return chunk.encode()
+        return t.cast(bytes, chunk)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        ctx = self._ctx
+        try:
+            if self._async:
+                aclose = getattr(self._chunks, "aclose", None)
+                if aclose is not None:
+                    bridge.run_awaitable(aclose, ctx)
+            ctx.run(self._response.close)
+        except BaseException as e:
+            self._error = self._error or e
+            raise
+        finally:
+            bridge.run_steps(
+                pipeline.finish_request(self._app, self._req_ctx, self._error), ctx
+            )
