@@ -21,6 +21,7 @@ from urllib.parse import quote as _url_quote
 from werkzeug.datastructures import Headers
 from werkzeug.datastructures import ImmutableDict
 from werkzeug.exceptions import Aborter
+from werkzeug.exceptions import BadHost
 from werkzeug.exceptions import BadRequest
 from werkzeug.exceptions import BadRequestKeyError
 from werkzeug.exceptions import HTTPException
@@ -52,6 +53,7 @@ from .scaffold import setupmethod
 from .sessions import SecureCookieSessionInterface
 from .sessions import SessionInterface
 from .wrappers import _blueprint_chain
+from .wsgi import serve
 from .wrappers import Request
 from .wrappers import Response
 
@@ -143,6 +145,13 @@ class Flask(Scaffold):
             "PROVIDE_AUTOMATIC_OPTIONS": True,
         }
     )
+
+    #: Whether a subclass overrides :meth:`create_url_adapter` (then always called).
+    _custom_url_adapter: t.ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: t.Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._custom_url_adapter = cls.create_url_adapter is not Flask.create_url_adapter
 
     def __init__(
         self,
@@ -330,6 +339,12 @@ class Flask(Scaffold):
                 request.host = get_host(request.environ, request.trusted_hosts)  # type: ignore[misc]
             subdomain = None
             server_name = self.config["SERVER_NAME"]
+            if (
+                server_name is None
+                and not self.url_map.host_matching
+                and not (self.subdomain_matching)
+            ):
+                return _bind_to_request(self.url_map, request)
             if self.url_map.host_matching:
                 server_name = None  # match the request's own host
             elif not self.subdomain_matching:
@@ -539,6 +554,9 @@ class Flask(Scaffold):
         generator (sync or async; streamed), a response object, a WSGI callable, or a
         tuple ``(body, status)``, ``(body, headers)`` or ``(body, status, headers)``.
         """
+        response_class = self.response_class
+        if type(rv) is str and response_class._fast_init:
+            return response_class._from_bytes(rv.encode())
         status: t.Any = None
         headers: t.Any = None
         if isinstance(rv, tuple):
@@ -563,7 +581,6 @@ class Flask(Scaffold):
                 " returned None or ended without a return statement. Fix: return a"
                 " string, dict, list, tuple or response object."
             )
-        response_class = self.response_class
         if type(rv) is not response_class and not isinstance(rv, response_class):
             if isinstance(rv, (str, bytes, bytearray)) or isinstance(
                 rv, (cabc.Iterator, cabc.AsyncIterator)
@@ -718,14 +735,19 @@ class Flask(Scaffold):
     def _open_session_eagerly(self) -> bool:
         # A session interface that may do I/O opens through the bridge at the start of
         # the request, as Flask does; the cookie interface opens on first use instead.
-        return not getattr(
-            self.session_interface.open_session, "__ctxflask_nonblocking__", False
-        )
+        interface = self.session_interface
+        cached = self.__dict__.get("_eager_session")
+        if cached is None or cached[0] is not interface:
+            eager = not getattr(interface.open_session, "__ctxflask_nonblocking__", False)
+            cached = self.__dict__["_eager_session"] = (interface, eager)
+        return t.cast(bool, cached[1])
 
     def _session_needs_refresh(self, request: Request) -> bool:
         # Flask refreshes a permanent session's cookie on every request, read or not.
-        return bool(self.config["SESSION_REFRESH_EACH_REQUEST"]) and (
-            self.session_interface.get_cookie_name(self) in request.cookies
+        return (
+            "HTTP_COOKIE" in request.environ
+            and bool(self.config["SESSION_REFRESH_EACH_REQUEST"])
+            and self.session_interface.get_cookie_name(self) in request.cookies
         )
 
     # -- contexts and entry points -------------------------------------------------------
@@ -762,8 +784,6 @@ class Flask(Scaffold):
     ) -> cabc.Iterable[bytes]:
         """The WSGI application. Wrap this one with middleware
         (``app.wsgi_app = Middleware(app.wsgi_app)``) to keep ``app`` itself."""
-        from .wsgi import serve
-
         return serve(self, environ, start_response)
 
     def __call__(
@@ -796,6 +816,55 @@ class Flask(Scaffold):
         options.setdefault("use_debugger", self.debug)
         options.setdefault("threaded", True)
         run_simple(host, port, self, **options)
+
+
+def _wsgi_str(value: str | None) -> str | None:
+    # WSGI passes bytes as latin-1 strings; URLs are UTF-8.
+    if value is None:
+        return None
+    return value.encode("latin1").decode(errors="replace")
+
+
+_idna_names: dict[str, str] = {}
+
+
+def _idna(host: str) -> str:
+    """``host`` with its name IDNA-encoded, as ``Map.bind`` does; remembered for the few
+    hosts a server sees (bounded: the Host header comes from clients)."""
+    try:
+        return _idna_names[host]
+    except KeyError:
+        pass
+    name, sep, port = host.partition(":")
+    try:
+        encoded = f"{name.encode('idna').decode('ascii')}{sep}{port}"
+    except UnicodeError as e:
+        raise BadHost() from e
+    if len(_idna_names) < 256:
+        _idna_names[host] = encoded
+    return encoded
+
+
+def _bind_to_request(url_map: Map, request: Request) -> MapAdapter:
+    """``url_map.bind_to_environ(environ, subdomain=default)`` for the common case of no
+    ``SERVER_NAME`` and no host or subdomain matching, without the server-name logic that
+    case does not use. A test compares the two."""
+    environ = request.environ
+    scheme = environ["wsgi.url_scheme"]
+    if "HTTP_UPGRADE" in environ and environ["HTTP_UPGRADE"].lower() == "websocket":
+        connection = environ.get("HTTP_CONNECTION", "").lower().split(",")
+        if any(v.strip() == "upgrade" for v in connection):
+            scheme = "wss" if scheme == "https" else "ws"
+    return MapAdapter(
+        url_map,
+        _idna(request.host.lower()),
+        _wsgi_str(environ.get("SCRIPT_NAME")) or "/",
+        url_map.default_subdomain or "",
+        scheme,
+        _wsgi_str(environ.get("PATH_INFO")) or "/",
+        environ["REQUEST_METHOD"],
+        _wsgi_str(environ.get("QUERY_STRING")),
+    )
 
 
 class _FormDataRoutingRedirect(AssertionError):

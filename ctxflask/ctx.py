@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from types import TracebackType
 
 from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Request as _Request
 
 from . import bridge
 from . import pipeline
@@ -25,6 +26,8 @@ from .globals import _cv_app
 from .globals import _cv_request
 from .signals import appcontext_popped
 from .signals import appcontext_pushed
+from .signals import appcontext_tearing_down
+from .signals import request_tearing_down
 from .signals import send_steps
 
 if t.TYPE_CHECKING:
@@ -103,7 +106,12 @@ class AppContext:
 
     def __init__(self, app: Flask) -> None:
         self.app = app
-        self.url_adapter: MapAdapter | None = app.create_url_adapter(None)
+        # Without SERVER_NAME there is no adapter to build: skip the call, it is per request.
+        self.url_adapter: MapAdapter | None = (
+            None
+            if app.config["SERVER_NAME"] is None and not app._custom_url_adapter
+            else app.create_url_adapter(None)
+        )
         self.g: _AppCtxGlobals = app.app_ctx_globals_class()
         self._tokens: list[contextvars.Token[AppContext]] = []
         self._torn_down = False
@@ -127,7 +135,9 @@ class AppContext:
         try:
             if len(self._tokens) == 1 and not self._torn_down:
                 self._torn_down = True
-                await pipeline.teardown_appcontext(self.app, exc)
+                app = self.app
+                if app.teardown_appcontext_funcs or appcontext_tearing_down.receivers:
+                    await pipeline.teardown_appcontext(app, exc)
         finally:
             _cv_app.reset(self._tokens.pop())
         if appcontext_popped.receivers:
@@ -241,10 +251,13 @@ class RequestContext:
         try:
             if last and not self._torn_down:
                 self._torn_down = True
-                await pipeline.teardown_request(self.app, exc)
-                close = getattr(self.request, "close", None)
-                if close is not None:
-                    close()
+                app = self.app
+                if request_tearing_down.receivers or any(app.teardown_request_funcs.values()):
+                    await pipeline.teardown_request(app, exc)
+                request = self.request
+                # Closing releases uploaded files; skip the call when none were parsed.
+                if "files" in request.__dict__ or type(request).close is not _Request.close:
+                    request.close()
         finally:
             token, app_ctx = self._tokens.pop()
             _cv_request.reset(token)

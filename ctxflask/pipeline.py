@@ -41,14 +41,22 @@ if t.TYPE_CHECKING:
     from .wrappers import Response
 
 
+def is_streamed(response: Response) -> bool:
+    """Whether the response's body is an iterator to run inside the request's contexts
+    (a generator, sync or async); a sequence or a file is not."""
+    return not response.is_sequence and not response.direct_passthrough
+
+
 async def handle_request(
     app: Flask, ctx: RequestContext
-) -> tuple[Response, BaseException | None]:
-    """Push ``ctx`` and produce the response, leaving the contexts pushed for the body.
+) -> tuple[Response, BaseException | None, bool]:
+    """Push ``ctx``, produce the response, and pop the contexts unless its body streams.
 
-    Returns the response and the exception that was handled into it (for teardown). When
-    the request ends in an exception instead (propagated in testing, or not an
-    ``Exception``), the contexts are popped before it is raised.
+    Returns the response, the exception that was handled into it (for teardown), and
+    whether the contexts are popped already; if not, the driver calls
+    :func:`finish_request` once the body is sent. When the request ends in an exception
+    instead (propagated in testing, or not an ``Exception``), the contexts are popped
+    before it is raised.
     """
     error: BaseException | None = None
     try:
@@ -64,7 +72,10 @@ async def handle_request(
         if ctx._tokens:
             await finish_request(app, ctx, e)
         raise
-    return response, error
+    if is_streamed(response):
+        return response, error, False
+    await finish_request(app, ctx, error)
+    return response, error, True
 
 
 async def finish_request(
@@ -87,7 +98,9 @@ async def full_dispatch(app: Flask) -> Response:
     try:
         if request_started.receivers:
             await send_steps(request_started, app)
-        rv = await preprocess(app)
+        rv = None
+        if _any(app.before_request_funcs) or _any(app.url_value_preprocessors):
+            rv = await preprocess(app)
         if rv is None:
             rv = await dispatch(app)
     except Exception as e:
@@ -104,7 +117,14 @@ async def finalize(
     send ``request_finished``."""
     response = app.make_response(rv)
     try:
-        response = await process_response(app, response)
+        ctx = _cv_request.get()
+        if (
+            ctx._after_request_functions
+            or _any(app.after_request_funcs)
+            or ctx._session is not None
+            or "HTTP_COOKIE" in ctx.request.environ
+        ):
+            response = await process_response(app, response)
         if request_finished.receivers:
             await send_steps(request_finished, app, response=response)
     except Exception:
@@ -114,6 +134,11 @@ async def finalize(
             "Request finalizing failed with an error while handling an error"
         )
     return response
+
+
+def _any(funcs: dict[t.Any, list[t.Any]]) -> bool:
+    """Whether any callback is registered (a cheap check before a step)."""
+    return any(funcs.values())
 
 
 def _hook_keys(ctx: RequestContext) -> tuple[str | None, ...]:
@@ -252,6 +277,8 @@ async def _run_all(calls: Calls) -> None:
 async def teardown_request(app: Flask, exc: BaseException | None) -> None:
     """Run every ``teardown_request`` callback (blueprints' first, each list in reverse
     order of registration), then send ``request_tearing_down``."""
+    if not (_any(app.teardown_request_funcs) or request_tearing_down.receivers):
+        return
     ctx = _cv_request.get()
     calls: Calls = [
         (f, (exc,), {})
@@ -269,6 +296,8 @@ async def teardown_request(app: Flask, exc: BaseException | None) -> None:
 async def teardown_appcontext(app: Flask, exc: BaseException | None) -> None:
     """Run every ``teardown_appcontext`` callback in reverse order of registration, then
     send ``appcontext_tearing_down``."""
+    if not (app.teardown_appcontext_funcs or appcontext_tearing_down.receivers):
+        return
     calls: Calls = [(f, (exc,), {}) for f in reversed(app.teardown_appcontext_funcs)]
     calls.extend(
         (r, (app,), {"exc": exc}) for r in appcontext_tearing_down.receivers_for(app)

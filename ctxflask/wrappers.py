@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import typing as t
 
+from werkzeug.datastructures import Headers
 from werkzeug.exceptions import BadRequest
+from werkzeug.utils import get_content_type
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Request as _WerkzeugRequest
 from werkzeug.wrappers import Response as _WerkzeugResponse
@@ -79,6 +81,8 @@ class Request(_WerkzeugRequest):
     def max_form_parts(self, value: int | None) -> None:
         self._max_form_parts = value
 
+    _blueprints: list[str] | None = None
+
     @property
     def endpoint(self) -> str | None:
         """The endpoint that matched the request, ``None`` if routing failed."""
@@ -97,10 +101,14 @@ class Request(_WerkzeugRequest):
     @property
     def blueprints(self) -> list[str]:
         """The matched blueprint and its parents, innermost first."""
-        name = self.blueprint
-        if name is None:
-            return []
-        return _blueprint_chain(name)
+        # Read several times per request by the pipeline; the rule is set once.
+        blueprints = self._blueprints
+        if blueprints is None or self.url_rule is None:
+            name = self.blueprint
+            blueprints = [] if name is None else _blueprint_chain(name)
+            if self.url_rule is not None:
+                self._blueprints = blueprints
+        return blueprints
 
     def on_json_loading_failed(self, e: ValueError | None) -> t.Any:
         """Called when the body is not valid JSON (400) or not JSON at all (415).
@@ -132,6 +140,43 @@ class Response(_WerkzeugResponse):
     default_mimetype: str | None = "text/html"
     json_module = json
     autocorrect_location_header = False
+
+    @classmethod
+    def _from_bytes(cls, body: bytes) -> t.Self:
+        """``cls(body)`` for a 200 response of the default mimetype, without werkzeug's
+        general argument handling: the most common response, built in a quarter of the
+        time. A test checks that both give the same response."""
+        content_type = cls.__dict__.get("_default_content_type")
+        if content_type is None:
+            content_type = get_content_type(cls.default_mimetype or "", "utf-8")
+            cls._default_content_type = content_type
+        self = cls.__new__(cls)
+        headers = Headers()
+        headers._list = [
+            ("Content-Type", content_type),
+            ("Content-Length", str(len(body))),
+        ]  # type: ignore[attr-defined]
+        self.headers = headers
+        self._status = "200 OK"
+        self._status_code = 200
+        self.direct_passthrough = False
+        self._on_close = []
+        self.response = [body]
+        return self
+
+    _default_content_type: t.ClassVar[str | None] = None
+    #: Whether :meth:`_from_bytes` builds what ``cls(body)`` would: false for subclasses
+    #: that change how a response is built.
+    _fast_init: t.ClassVar[bool] = True
+
+    def __init_subclass__(cls, **kwargs: t.Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._fast_init = (
+            cls.__init__ is Response.__init__
+            and cls.set_data is Response.set_data
+            and cls.default_status == 200
+            and cls.automatically_set_content_length
+        )
 
     @property
     def max_cookie_size(self) -> int:  # type: ignore[override]

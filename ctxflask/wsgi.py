@@ -13,8 +13,11 @@ import collections.abc as cabc
 import contextvars
 import typing as t
 
+from werkzeug.wsgi import ClosingIterator
+
 from . import bridge
 from . import pipeline
+from .wrappers import Response
 
 if t.TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse
@@ -22,7 +25,6 @@ if t.TYPE_CHECKING:
 
     from .app import Flask
     from .ctx import RequestContext
-    from .wrappers import Response
 
 
 def serve(
@@ -31,34 +33,79 @@ def serve(
     """Handle one WSGI request."""
     ctx = contextvars.copy_context()
     req_ctx = ctx.run(app.request_context, environ)
-    response, error = bridge.run_steps(pipeline.handle_request(app, req_ctx), ctx)
+    response, error, finished = bridge.run_steps(
+        pipeline.handle_request(app, req_ctx), ctx
+    )
+    if not finished:
+        return _start_streaming(
+            app, req_ctx, ctx, response, error, environ, start_response
+        )
+    # The contexts are popped: what is left is sending a body already made.
+    headers = ctx.run(_wsgi_headers, response, environ)
+    code = response.status_code
+    if environ["REQUEST_METHOD"] == "HEAD" or 100 <= code < 200 or code in (204, 304):
+        start_response(response.status, headers)
+        ctx.run(response.close)
+        return ()
+    start_response(response.status, headers)
+    if response.direct_passthrough:
+        # A file wrapper, returned as is so that the server may use sendfile.
+        return response.response  # type: ignore[return-value]
+    body = response.response
+    if not (type(body) is list and len(body) == 1 and type(body[0]) is bytes):
+        body = [c.encode() if isinstance(c, str) else c for c in body]
+    if response._on_close:
+        return ClosingIterator(body, lambda: ctx.run(response.close))
+    return body
+
+
+def _start_streaming(
+    app: Flask,
+    req_ctx: RequestContext,
+    ctx: contextvars.Context,
+    response: Response,
+    error: BaseException | None,
+    environ: WSGIEnvironment,
+    start_response: StartResponse,
+) -> cabc.Iterable[bytes]:
     try:
-        status = response.status
-        headers = ctx.run(response.get_wsgi_headers, environ).to_wsgi_list()
-        status_code = response.status_code
-        if (
-            environ["REQUEST_METHOD"] == "HEAD"
-            or 100 <= status_code < 200
-            or status_code in (204, 304)
-        ):
-            start_response(status, headers)
-            ctx.run(response.close)
-            body: cabc.Iterable[bytes] = ()
-        elif response.is_sequence and not response._on_close:
-            body = [c.encode() if isinstance(c, str) else c for c in response.response]
-            start_response(status, headers)
-        elif response.direct_passthrough:
-            # A file wrapper: returned as is, so the server may use sendfile.
-            start_response(status, headers)
-            body = response.response  # type: ignore[assignment]
-        else:
-            start_response(status, headers)
-            return _StreamedBody(app, req_ctx, ctx, response, error)
+        headers = ctx.run(_wsgi_headers, response, environ)
+        code = response.status_code
+        start_response(response.status, headers)
+        body = _StreamedBody(app, req_ctx, ctx, response, error)
     except BaseException as e:
         bridge.run_steps(pipeline.finish_request(app, req_ctx, e), ctx)
         raise
-    bridge.run_steps(pipeline.finish_request(app, req_ctx, error), ctx)
+    if environ["REQUEST_METHOD"] == "HEAD" or 100 <= code < 200 or code in (204, 304):
+        body.close()  # never started: the generator is closed unrun, teardown runs now
+        return ()
     return body
+
+
+_get_wsgi_headers = Response.get_wsgi_headers
+
+
+def _wsgi_headers(
+    response: Response, environ: WSGIEnvironment
+) -> list[tuple[str, str]]:
+    """``response.get_wsgi_headers(environ)`` as a list, without copying the headers in
+    the common case where werkzeug would change nothing: no location to make absolute, a
+    status that keeps its entity headers, and a length already set or not computable."""
+    code = response.status_code
+    if 200 <= code and code != 204 and code != 304:
+        if type(response).get_wsgi_headers is _get_wsgi_headers:
+            items = response.headers.to_wsgi_list()
+            has_length = False
+            for key, _ in items:
+                lower = key.lower()
+                if lower == "content-length":
+                    has_length = True
+                elif lower == "location" or lower == "content-location":
+                    break
+            else:
+                if has_length or not response.is_sequence:
+                    return items
+    return response.get_wsgi_headers(environ).to_wsgi_list()
 
 
 class _StreamedBody:
