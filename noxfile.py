@@ -1,0 +1,35 @@
+"""Developer sessions: ``nox -s tests``, ``lint``, ``typing``, ``bench``."""
+
+from __future__ import annotations
+
+import nox
+
+nox.options.sessions = ["tests", "lint", "typing"]
+nox.options.reuse_existing_virtualenvs = True
+
+
+@nox.session(python="3.11")
+def tests(session: nox.Session) -> None:
+    session.install("-e", ".[test]")
+    session.run("pytest", *session.posargs)
+
+
+@nox.session(python="3.11")
+def lint(session: nox.Session) -> None:
+    session.install("ruff")
+    session.run("ruff", "check", "ctxflask", "tests", "bench", "examples", "noxfile.py")
+    session.run("ruff", "format", "--check", "ctxflask", "tests", "bench", "examples")
+
+
+@nox.session(python="3.11")
+def typing(session: nox.Session) -> None:
+    session.install("-e", ".[typing]")
+    session.run("mypy")
+
+
+@nox.session(python="3.11")
+def bench(session: nox.Session) -> None:
+    """In-process per-request cost beside Flask (WSGI); ratios, medians of interleaved
+    rounds. Pass options after ``--``, e.g. ``nox -s bench -- --quick``."""
+    session.install("-e", ".[bench]")
+    session.run("python", "-m", "bench.inprocess", *session.posargs)

@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+import pytest
+
+import ctxflask
+from ctxflask.globals import _cv_app
+from ctxflask.globals import _cv_request
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    # A run that collected no tests is a broken run, not a green one.
+    if exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED:
+        session.exitstatus = pytest.ExitCode.USAGE_ERROR
+
+
+@pytest.fixture(autouse=True)
+def leak_guard():
+    """Fail any test that leaves an application or request context pushed."""
+    yield
+    leaked = [ctx for ctx in (_cv_request.get(None), _cv_app.get(None)) if ctx is not None]
+    if leaked:
+        pytest.fail(f"contexts left pushed: {leaked!r}")
+
+
+@pytest.fixture
+def app() -> ctxflask.Flask:
+    app = ctxflask.Flask("flask_test", root_path=__file__.rsplit("/", 1)[0])
+    app.config.update(TESTING=True, SECRET_KEY="test key")
+    return app
+
+
+@pytest.fixture
+def client(app: ctxflask.Flask):
+    return app.test_client()
+
+
+@pytest.fixture
+def app_ctx(app: ctxflask.Flask):
+    with app.app_context() as ctx:
+        yield ctx
+
+
+@pytest.fixture
+def req_ctx(app: ctxflask.Flask):
+    with app.test_request_context() as ctx:
+        yield ctx
+
+
+@pytest.fixture(params=["sync", "async"])
+def kind(request: pytest.FixtureRequest) -> str:
+    """Run a test once with sync and once with async views and hooks (see ``variant``)."""
+    return request.param
