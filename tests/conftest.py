@@ -17,7 +17,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 def leak_guard():
     """Fail any test that leaves an application or request context pushed."""
     yield
-    leaked = [ctx for ctx in (_cv_request.get(None), _cv_app.get(None)) if ctx is not None]
+    leaked = [
+        ctx for ctx in (_cv_request.get(None), _cv_app.get(None)) if ctx is not None
+    ]
     if leaked:
         pytest.fail(f"contexts left pushed: {leaked!r}")
 

@@ -6,6 +6,7 @@ import functools
 import typing as t
 
 import anyio
+import anyio.lowlevel
 
 F = t.TypeVar("F", bound=t.Callable[..., t.Any])
 
@@ -25,7 +26,7 @@ def variant(kind: str) -> t.Callable[[F], F]:
 
         @functools.wraps(f)
         async def wrapper(*args: t.Any, **kwargs: t.Any) -> t.Any:
-            await anyio.sleep(0)
+            await anyio.lowlevel.checkpoint()
             return f(*args, **kwargs)
 
         return t.cast(F, wrapper)

@@ -1,0 +1,267 @@
+"""The sync/async bridge: how pipeline steps run sync and async callables, from sync code
+(WSGI) and from an event loop (ASGI), always inside the request's own context."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import threading
+
+import anyio
+import anyio.lowlevel
+import pytest
+
+from ctxflask import bridge
+
+var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="unset")
+
+
+async def _steps(calls, log):
+    """Steps that run each callable in turn, logging what each saw and returned."""
+    for f in calls:
+        log.append(await bridge.call(f))
+    return "done"
+
+
+def sync_set(value):
+    def f():
+        seen = var.get()
+        var.set(value)
+        return (seen, threading.get_ident())
+
+    return f
+
+
+def async_set(value):
+    async def f():
+        seen = var.get()
+        await anyio.lowlevel.checkpoint()
+        var.set(value)
+        return (seen, threading.get_ident())
+
+    return f
+
+
+def test_run_steps_runs_sync_and_async_callables_in_one_context():
+    ctx = contextvars.copy_context()
+    log = []
+    calls = [sync_set("a"), async_set("b"), sync_set("c"), async_set("d")]
+    assert bridge.run_steps(_steps(calls, log), ctx) == "done"
+    assert [seen for seen, _ in log] == ["unset", "a", "b", "c"]
+    assert ctx[var] == "d"
+    assert var.get() == "unset"  # the caller's own context is untouched
+
+
+def test_run_steps_reuses_the_threads_event_loop():
+    loops = []
+
+    async def which_loop():
+        return asyncio.get_running_loop()
+
+    for _ in range(3):
+        bridge.run_steps(_steps([which_loop], loops), contextvars.copy_context())
+    assert loops[0] is loops[1] is loops[2]
+    assert not loops[0].is_closed()
+
+    other = []
+    thread = threading.Thread(
+        target=lambda: bridge.run_steps(
+            _steps([which_loop], other), contextvars.copy_context()
+        )
+    )
+    thread.start()
+    thread.join()
+    assert other[0] is not loops[0]
+
+
+def test_exceptions_of_callables_are_thrown_into_the_steps():
+    def boom():
+        raise KeyError("x")
+
+    async def async_boom():
+        raise ValueError("y")
+
+    async def steps():
+        caught = []
+        for f in (boom, async_boom):
+            try:
+                await bridge.call(f)
+            except (KeyError, ValueError) as e:
+                caught.append(type(e).__name__)
+        return caught
+
+    assert bridge.run_steps(steps(), contextvars.copy_context()) == [
+        "KeyError",
+        "ValueError",
+    ]
+
+
+def test_an_exception_the_steps_raise_propagates():
+    async def steps():
+        await bridge.call(lambda: None)
+        raise LookupError("from the steps")
+
+    with pytest.raises(LookupError, match="from the steps"):
+        bridge.run_steps(steps(), contextvars.copy_context())
+
+
+def test_sync_wrapper_returning_a_coroutine_is_awaited():
+    async def inner(x):
+        await asyncio.sleep(0)
+        return x * 2
+
+    def unaware_decorator(f):
+        @functools.wraps(f)
+        def wrapper(*args):
+            return f(*args)
+
+        return wrapper
+
+    wrapped = unaware_decorator(inner)
+    assert not bridge.is_async_callable(wrapped)
+    assert bridge.run_steps(_steps([lambda: wrapped(21)], log := []), None) == "done"
+    assert log == [42]
+
+
+def test_is_async_callable_sees_through_partials_and_methods():
+    async def coro_fn(a):
+        return a
+
+    class Handler:
+        async def __call__(self):
+            return 1
+
+        async def method(self):
+            return 2
+
+    assert bridge.is_async_callable(coro_fn)
+    assert bridge.is_async_callable(functools.partial(coro_fn, 1))
+    assert bridge.is_async_callable(Handler())
+    assert bridge.is_async_callable(Handler().method)
+    assert not bridge.is_async_callable(lambda: None)
+    assert not bridge.is_async_callable(print)
+
+
+def test_call_in_current_context_copies_async_changes_back():
+    async def set_it():
+        var.set("from async")
+
+    ctx = contextvars.copy_context()
+    ctx.run(bridge.call_in, None, set_it)
+    assert ctx[var] == "from async"
+
+
+@pytest.mark.asyncio
+async def test_sync_entry_from_a_running_loop_uses_a_helper_thread():
+    # Sync code (e.g. the WSGI test client) called from async code: this thread's loop
+    # is busy, so async callables run on a helper thread's loop, same semantics.
+    async def where():
+        var.set("changed")
+        return threading.get_ident()
+
+    ctx = contextvars.copy_context()
+    log = []
+    bridge.run_steps(_steps([where], log), ctx)
+    assert ctx[var] == "changed"
+    assert log[0] != threading.get_ident()
+
+
+# -- the async driver, on asyncio and trio ---------------------------------------------------
+
+
+@pytest.fixture(params=["asyncio", "trio"])
+def anyio_backend(request):
+    return request.param
+
+
+@pytest.mark.anyio
+async def test_run_steps_async_keeps_changes_across_threads_and_the_loop():
+    ctx = contextvars.copy_context()
+    log = []
+    calls = [
+        sync_set("a"),
+        sync_set("b"),
+        async_set("c"),
+        sync_set("d"),
+        async_set("e"),
+    ]
+    assert await bridge.run_steps_async(_steps(calls, log), ctx) == "done"
+    assert [seen for seen, _ in log] == ["unset", "a", "b", "c", "d"]
+    assert ctx[var] == "e"
+    loop_thread = threading.get_ident()
+    threads = [ident for _, ident in log]
+    # Sync callables never run on the loop thread; consecutive ones share one trip.
+    assert threads[0] != loop_thread and threads[0] == threads[1]
+    assert threads[2] == loop_thread
+    assert threads[3] != loop_thread
+    assert threads[4] == loop_thread
+
+
+@pytest.mark.anyio
+async def test_run_steps_async_runs_nonblocking_callables_on_the_loop():
+    @bridge.nonblocking
+    def cheap():
+        return threading.get_ident()
+
+    log = []
+    await bridge.run_steps_async(_steps([cheap], log), contextvars.copy_context())
+    assert log == [threading.get_ident()]
+
+
+@pytest.mark.anyio
+async def test_run_steps_async_throws_callable_errors_into_the_steps():
+    def boom():
+        raise KeyError("sync")
+
+    async def async_boom():
+        raise ValueError("async")
+
+    async def steps():
+        caught = []
+        for f in (boom, async_boom, boom):
+            try:
+                await bridge.call(f)
+            except (KeyError, ValueError) as e:
+                caught.append(str(e))
+        return caught
+
+    caught = await bridge.run_steps_async(steps(), contextvars.copy_context())
+    assert caught == ["'sync'", "async", "'sync'"]
+
+
+@pytest.mark.anyio
+async def test_run_steps_async_propagates_errors_raised_by_the_steps_in_a_thread():
+    async def steps():
+        await bridge.call(lambda: None)  # the steps move to a worker thread here
+        raise LookupError("raised in the thread")
+
+    with pytest.raises(LookupError, match="raised in the thread"):
+        await bridge.run_steps_async(steps(), contextvars.copy_context())
+
+
+@pytest.mark.anyio
+async def test_run_steps_async_bounds_worker_threads():
+    limiter = anyio.CapacityLimiter(2)
+    running = 0
+    peak = 0
+    lock = threading.Lock()
+
+    def work():
+        nonlocal running, peak
+        with lock:
+            running += 1
+            peak = max(peak, running)
+        threading.Event().wait(0.01)
+        with lock:
+            running -= 1
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(8):
+            tg.start_soon(
+                bridge.run_steps_async,
+                _steps([work], []),
+                contextvars.copy_context(),
+                limiter,
+            )
+    assert peak == 2
