@@ -192,7 +192,8 @@ async def test_run_steps_async_keeps_changes_across_threads_and_the_loop():
     loop_thread = threading.get_ident()
     threads = [ident for _, ident in log]
     # Sync callables never run on the loop thread; consecutive ones share one trip.
-    assert threads[0] != loop_thread and threads[0] == threads[1]
+    assert threads[0] != loop_thread
+    assert threads[0] == threads[1]
     assert threads[2] == loop_thread
     assert threads[3] != loop_thread
     assert threads[4] == loop_thread

@@ -125,7 +125,8 @@ def test_a_request_that_raises_leaves_nothing_for_the_next_on_the_thread(
 
     with pytest.raises(RuntimeError, match="boom"):
         client.get("/fail")
-    assert _cv_app.get(None) is None and _cv_request.get(None) is None
+    assert _cv_app.get(None) is None
+    assert _cv_request.get(None) is None
     assert client.get("/check").json == {"g": None, "var": "unset"}
 
 
@@ -152,9 +153,10 @@ def test_a_failing_teardown_leaves_nothing_for_the_next_request(app, client, kin
         client.get("/")
     # Every teardown ran, and the contexts were popped despite the failure.
     assert calls == ["broken", "appcontext"]
-    assert _cv_app.get(None) is None and _cv_request.get(None) is None
+    assert _cv_app.get(None) is None
+    assert _cv_request.get(None) is None
     assert request_id.get("unset") == "unset"
-    with pytest.raises(OSError):
+    with pytest.raises(OSError, match="teardown failed"):
         client.get("/")
     assert calls == ["broken", "appcontext"] * 2
 

@@ -108,7 +108,8 @@ def test_wsgi_client_leaving_early_closes_the_body_and_tears_down_once(stream_ap
     body.close()
     body.close()  # a second close changes nothing
     assert events == ["chunk 0", "teardown None"]
-    assert _cv_app.get(None) is None and _cv_request.get(None) is None
+    assert _cv_app.get(None) is None
+    assert _cv_request.get(None) is None
 
 
 def test_wsgi_head_request_never_runs_the_generator(stream_app):
@@ -139,14 +140,15 @@ def test_an_error_mid_stream_reaches_teardown_once(app, kind, body_kind):
     def teardown(exc):
         events.append(exc)
 
-    started, body = _wsgi_call(app)
+    _started, body = _wsgi_call(app)
     chunks = iter(body)
     assert next(chunks) == b"first"
     with pytest.raises(ValueError, match="mid-stream"):
         next(chunks)
     assert events == []
     body.close()
-    assert len(events) == 1 and isinstance(events[0], ValueError)
+    assert len(events) == 1
+    assert isinstance(events[0], ValueError)
 
 
 def test_stream_with_context_is_accepted_inside_the_request(app, client):
