@@ -53,9 +53,9 @@ from .scaffold import setupmethod
 from .sessions import SecureCookieSessionInterface
 from .sessions import SessionInterface
 from .wrappers import _blueprint_chain
-from .wsgi import serve
 from .wrappers import Request
 from .wrappers import Response
+from .wsgi import serve
 
 if t.TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse
@@ -71,8 +71,8 @@ T_shell_context_processor = t.TypeVar(
 )
 
 
-def _make_timedelta(value: timedelta | int | None) -> timedelta | None:
-    if value is None or isinstance(value, timedelta):
+def _make_timedelta(value: t.Any) -> timedelta:
+    if isinstance(value, timedelta):
         return value
     return timedelta(seconds=value)
 
@@ -336,7 +336,7 @@ class Flask(Scaffold):
             if trusted_hosts is not None:
                 request.trusted_hosts = trusted_hosts
                 # Raises SecurityError (400) for a host that is not trusted.
-                request.host = get_host(request.environ, request.trusted_hosts)  # type: ignore[misc]
+                request.host = get_host(request.environ, request.trusted_hosts)
             subdomain = None
             server_name = self.config["SERVER_NAME"]
             if (
@@ -582,8 +582,8 @@ class Flask(Scaffold):
                 " string, dict, list, tuple or response object."
             )
         if type(rv) is not response_class and not isinstance(rv, response_class):
-            if isinstance(rv, (str, bytes, bytearray)) or isinstance(
-                rv, (cabc.Iterator, cabc.AsyncIterator)
+            if isinstance(
+                rv, (str, bytes, bytearray, cabc.Iterator, cabc.AsyncIterator)
             ):
                 rv = response_class(rv, status=status, headers=headers)  # type: ignore[arg-type]
                 status = headers = None
@@ -600,8 +600,9 @@ class Flask(Scaffold):
             elif isinstance(rv, BaseResponse) or callable(rv):
                 try:
                     rv = response_class.force_type(
-                        rv, _cv_request.get().request.environ
-                    )  # type: ignore[arg-type]
+                        rv,  # type: ignore[arg-type]
+                        _cv_request.get().request.environ,
+                    )
                 except TypeError as e:
                     raise TypeError(
                         f"{e}\nThe view function did not return a valid response. The"
@@ -738,7 +739,9 @@ class Flask(Scaffold):
         interface = self.session_interface
         cached = self.__dict__.get("_eager_session")
         if cached is None or cached[0] is not interface:
-            eager = not getattr(interface.open_session, "__ctxflask_nonblocking__", False)
+            eager = not getattr(
+                interface.open_session, "__ctxflask_nonblocking__", False
+            )
             cached = self.__dict__["_eager_session"] = (interface, eager)
         return t.cast(bool, cached[1])
 
@@ -776,7 +779,9 @@ class Flask(Scaffold):
         """A test client calling this app through its WSGI entry point."""
         cls = self.test_client_class
         if cls is None:
-            from .testing import FlaskClient as cls
+            from .testing import FlaskClient
+
+            cls = FlaskClient
         return cls(self, self.response_class, use_cookies=use_cookies, **kwargs)
 
     def wsgi_app(

@@ -227,11 +227,15 @@ def call_in(
         result = fn(*args, **kwargs)
         if type(result) is not types.CoroutineType:
             return result
+        coro = t.cast(Coroutine[t.Any, t.Any, t.Any], result)
         copy = contextvars.copy_context()
-        value = run_awaitable(lambda: result, copy)
+        value: t.Any = run_awaitable(lambda: coro, copy)
     else:
         copy = contextvars.copy_context()
-        value = run_awaitable(functools.partial(fn, *args, **kwargs), copy)
+        make = t.cast(
+            Callable[[], Awaitable[t.Any]], functools.partial(fn, *args, **kwargs)
+        )
+        value = run_awaitable(make, copy)
     _copy_back(copy)
     return t.cast(T, value)
 
@@ -328,7 +332,8 @@ async def call_async(
     :func:`nonblocking`.
     """
     if is_async_callable(fn):
-        return await pinned(ctx.run(fn, *args, **kwargs), ctx)
+        coro = t.cast(Coroutine[t.Any, t.Any, T], ctx.run(fn, *args, **kwargs))
+        return await pinned(coro, ctx)
     if _is_nonblocking(fn):
         result: t.Any = ctx.run(fn, *args, **kwargs)
     else:

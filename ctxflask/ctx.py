@@ -211,7 +211,8 @@ class RequestContext:
         """Match the request against the URL map; a routing error is kept for dispatch."""
         try:
             result = self.url_adapter.match(return_rule=True)  # type: ignore[union-attr]
-            self.request.url_rule, self.request.view_args = result
+            self.request.url_rule, view_args = result
+            self.request.view_args = dict(view_args)
         except HTTPException as e:
             self.request.routing_exception = e
 
@@ -252,11 +253,16 @@ class RequestContext:
             if last and not self._torn_down:
                 self._torn_down = True
                 app = self.app
-                if request_tearing_down.receivers or any(app.teardown_request_funcs.values()):
+                if request_tearing_down.receivers or any(
+                    app.teardown_request_funcs.values()
+                ):
                     await pipeline.teardown_request(app, exc)
                 request = self.request
                 # Closing releases uploaded files; skip the call when none were parsed.
-                if "files" in request.__dict__ or type(request).close is not _Request.close:
+                if (
+                    "files" in request.__dict__
+                    or type(request).close is not _Request.close
+                ):
                     request.close()
         finally:
             token, app_ctx = self._tokens.pop()

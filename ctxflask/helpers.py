@@ -26,6 +26,7 @@ from .signals import message_flashed
 from .signals import send_steps
 
 if t.TYPE_CHECKING:
+    from .ctx import AppContext
     from .ctx import RequestContext
     from .wrappers import Response
 
@@ -33,7 +34,9 @@ if t.TYPE_CHECKING:
 def get_debug_flag() -> bool:
     """Whether ``CTXFLASK_DEBUG`` (or ``FLASK_DEBUG``) asks for debug mode."""
     value = os.environ.get("CTXFLASK_DEBUG", os.environ.get("FLASK_DEBUG"))
-    return bool(value) and value.lower() not in {"0", "false", "no"}
+    return (
+        value is not None and value != "" and value.lower() not in {"0", "false", "no"}
+    )
 
 
 def get_load_dotenv(default: bool = True) -> bool:
@@ -86,20 +89,20 @@ def stream_with_context(
     return _StreamInContext(generator_or_function, ctx)
 
 
-class _StreamInContext(Iterator[t.AnyStr]):
+class _StreamInContext(Iterator[t.Any]):
     """Iterate ``gen`` within the request context it was created in."""
 
-    def __init__(self, gen: Iterator[t.AnyStr], ctx: RequestContext) -> None:
+    def __init__(self, gen: Iterator[t.Any], ctx: RequestContext) -> None:
         self._gen = gen
         self._ctx = ctx
-        self._contexts = [_cv_app.get(), ctx]
+        self._contexts: list[AppContext | RequestContext] = [_cv_app.get(), ctx]
         self._own: contextvars.Context | None = None
         self._pushed: list[t.Any] = []
 
-    def __iter__(self) -> _StreamInContext[t.AnyStr]:
+    def __iter__(self) -> _StreamInContext:
         return self
 
-    def __next__(self) -> t.AnyStr:
+    def __next__(self) -> t.Any:
         if self._own is None and _cv_request.get(None) is self._ctx:
             return next(self._gen)  # already inside its request, as ctxflask streams
         if self._own is None:

@@ -6,9 +6,9 @@ by the key of the app (``None``) or of a blueprint (its dotted name).
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
-import pathlib
 import sys
 import typing as t
 from collections import defaultdict
@@ -50,7 +50,6 @@ def setupmethod(f: F) -> F:
 def _update_wrapper(
     wrapper: Callable[..., t.Any], f: Callable[..., t.Any]
 ) -> Callable[..., t.Any]:
-    import functools
 
     return functools.update_wrapper(wrapper, f)
 
@@ -67,7 +66,11 @@ class Scaffold:
         ``import_name`` when not given.
     """
 
-    name: str
+    if t.TYPE_CHECKING:
+
+        @property
+        def name(self) -> str: ...
+
     _static_folder: str | None = None
     _static_url_path: str | None = None
 
@@ -356,14 +359,13 @@ def get_root_path(import_name: str) -> str:
     """The folder of the module or package ``import_name`` (the working directory when it
     cannot be found, as for an interactive session)."""
     mod = sys.modules.get(import_name)
-    if mod is not None and getattr(mod, "__file__", None) is not None:
-        return os.path.dirname(os.path.abspath(mod.__file__))  # type: ignore[arg-type,type-var]
-    try:
-        spec = importlib.util.find_spec(import_name)
-    except (ImportError, ValueError):
-        spec = None
-    if spec is None or spec.origin in (None, "namespace", "built-in", "frozen"):
-        return os.getcwd()
-    if spec.submodule_search_locations:
-        return os.path.dirname(os.path.dirname(spec.origin))  # type: ignore[arg-type]
-    return str(pathlib.Path(spec.origin).parent)  # type: ignore[arg-type]
+    filename: str | None = getattr(mod, "__file__", None) if mod is not None else None
+    if filename is None:
+        try:
+            spec = importlib.util.find_spec(import_name)
+        except (ImportError, ValueError):
+            spec = None
+        if spec is None or spec.origin in (None, "namespace", "built-in", "frozen"):
+            return os.getcwd()
+        filename = spec.origin
+    return os.path.dirname(os.path.abspath(filename))

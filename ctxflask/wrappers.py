@@ -6,8 +6,8 @@ import typing as t
 
 from werkzeug.datastructures import Headers
 from werkzeug.exceptions import BadRequest
-from werkzeug.utils import get_content_type
 from werkzeug.exceptions import HTTPException
+from werkzeug.utils import get_content_type
 from werkzeug.wrappers import Request as _WerkzeugRequest
 from werkzeug.wrappers import Response as _WerkzeugResponse
 
@@ -67,7 +67,7 @@ class Request(_WerkzeugRequest):
     def max_form_memory_size(self, value: int | None) -> None:
         self._max_form_memory_size = value
 
-    @property
+    @property  # type: ignore[override]
     def max_form_parts(self) -> int | None:
         """The largest number of multipart parts (``MAX_FORM_PARTS``)."""
         if self._max_form_parts is not None:
@@ -87,7 +87,7 @@ class Request(_WerkzeugRequest):
     def endpoint(self) -> str | None:
         """The endpoint that matched the request, ``None`` if routing failed."""
         if self.url_rule is not None:
-            return self.url_rule.endpoint
+            return t.cast(str, self.url_rule.endpoint)
         return None
 
     @property
@@ -155,7 +155,7 @@ class Response(_WerkzeugResponse):
         headers._list = [
             ("Content-Type", content_type),
             ("Content-Length", str(len(body))),
-        ]  # type: ignore[attr-defined]
+        ]
         self.headers = headers
         self._status = "200 OK"
         self._status_code = 200

@@ -92,19 +92,23 @@ def _wsgi_headers(
     the common case where werkzeug would change nothing: no location to make absolute, a
     status that keeps its entity headers, and a length already set or not computable."""
     code = response.status_code
-    if 200 <= code and code != 204 and code != 304:
-        if type(response).get_wsgi_headers is _get_wsgi_headers:
-            items = response.headers.to_wsgi_list()
-            has_length = False
-            for key, _ in items:
-                lower = key.lower()
-                if lower == "content-length":
-                    has_length = True
-                elif lower == "location" or lower == "content-location":
-                    break
-            else:
-                if has_length or not response.is_sequence:
-                    return items
+    if (
+        code >= 200
+        and code != 204
+        and code != 304
+        and type(response).get_wsgi_headers is _get_wsgi_headers
+    ):
+        items = response.headers.to_wsgi_list()
+        has_length = False
+        for key, _ in items:
+            lower = key.lower()
+            if lower == "content-length":
+                has_length = True
+            elif lower == "location" or lower == "content-location":
+                break
+        else:
+            if has_length or not response.is_sequence:
+                return items
     return response.get_wsgi_headers(environ).to_wsgi_list()
 
 
