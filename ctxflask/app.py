@@ -735,14 +735,17 @@ class Flask(Scaffold):
     @property
     def _open_session_eagerly(self) -> bool:
         # A session interface that may do I/O opens through the bridge at the start of
-        # the request, as Flask does; the cookie interface opens on first use instead.
+        # every request, and is saved at its end, as in Flask. The stock cookie interface
+        # (both methods marked nonblocking) opens on first use instead: a request that
+        # never touches the session skips both.
         interface = self.session_interface
         cached = self.__dict__.get("_eager_session")
         if cached is None or cached[0] is not interface:
-            eager = not getattr(
-                interface.open_session, "__ctxflask_nonblocking__", False
+            lazy = all(
+                getattr(method, "__ctxflask_nonblocking__", False)
+                for method in (interface.open_session, interface.save_session)
             )
-            cached = self.__dict__["_eager_session"] = (interface, eager)
+            cached = self.__dict__["_eager_session"] = (interface, not lazy)
         return t.cast(bool, cached[1])
 
     def _session_needs_refresh(self, request: Request) -> bool:
@@ -860,13 +863,15 @@ def _bind_to_request(url_map: Map, request: Request) -> MapAdapter:
         connection = environ.get("HTTP_CONNECTION", "").lower().split(",")
         if any(v.strip() == "upgrade" for v in connection):
             scheme = "wss" if scheme == "https" else "ws"
+    script_name = _wsgi_str(environ.get("SCRIPT_NAME"))
+    path_info = _wsgi_str(environ.get("PATH_INFO"))
     return MapAdapter(
         url_map,
         _idna(request.host.lower()),
-        _wsgi_str(environ.get("SCRIPT_NAME")) or "/",
+        "/" if script_name is None else script_name,
         url_map.default_subdomain or "",
         scheme,
-        _wsgi_str(environ.get("PATH_INFO")) or "/",
+        "/" if path_info is None else path_info,
         environ["REQUEST_METHOD"],
         _wsgi_str(environ.get("QUERY_STRING")),
     )

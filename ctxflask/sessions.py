@@ -67,8 +67,9 @@ class SessionMixin(cabc.MutableMapping[str, t.Any]):
     modified: bool = True
 
     #: Whether the session was read or written during the request. A response gets
-    #: ``Vary: Cookie`` when it is true, so caches do not share per-user pages.
-    accessed: bool = True
+    #: ``Vary: Cookie`` when it is true, so caches do not share per-user pages. The request
+    #: context sets it when it hands the session out (``session`` proxy).
+    accessed: bool = False
 
 
 def _on_session_update(session: SecureCookieSession) -> None:

@@ -15,6 +15,7 @@ from . import json
 from .globals import _cv_app
 
 if t.TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIEnvironment
     from werkzeug.routing import Rule
 
 
@@ -185,3 +186,33 @@ class Response(_WerkzeugResponse):
         if ctx is not None:
             return t.cast(int, ctx.app.config["MAX_COOKIE_SIZE"])
         return super().max_cookie_size
+
+
+_get_wsgi_headers = Response.get_wsgi_headers
+
+
+def response_headers(response: Response, environ: WSGIEnvironment) -> list[tuple[str, str]]:
+    """``response.get_wsgi_headers(environ)`` as a list, for either entry point.
+
+    It skips werkzeug's copy of the headers in the common case where it would change
+    nothing: no location to make absolute, a status that keeps its entity headers, and a
+    length already set or not computable."""
+    code = response.status_code
+    if (
+        code >= 200
+        and code != 204
+        and code != 304
+        and type(response).get_wsgi_headers is _get_wsgi_headers
+    ):
+        items = response.headers.to_wsgi_list()
+        has_length = False
+        for key, _ in items:
+            lower = key.lower()
+            if lower == "content-length":
+                has_length = True
+            elif lower == "location" or lower == "content-location":
+                break
+        else:
+            if has_length or not response.is_sequence:
+                return items
+    return response.get_wsgi_headers(environ).to_wsgi_list()

@@ -17,7 +17,7 @@ from werkzeug.wsgi import ClosingIterator
 
 from . import bridge
 from . import pipeline
-from .wrappers import Response
+from .wrappers import response_headers
 
 if t.TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse
@@ -25,6 +25,7 @@ if t.TYPE_CHECKING:
 
     from .app import Flask
     from .ctx import RequestContext
+    from .wrappers import Response
 
 
 def serve(
@@ -41,7 +42,7 @@ def serve(
             app, req_ctx, ctx, response, error, environ, start_response
         )
     # The contexts are popped: what is left is sending a body already made.
-    headers = ctx.run(_wsgi_headers, response, environ)
+    headers = ctx.run(response_headers, response, environ)
     code = response.status_code
     if environ["REQUEST_METHOD"] == "HEAD" or 100 <= code < 200 or code in (204, 304):
         start_response(response.status, headers)
@@ -69,7 +70,7 @@ def _start_streaming(
     start_response: StartResponse,
 ) -> cabc.Iterable[bytes]:
     try:
-        headers = ctx.run(_wsgi_headers, response, environ)
+        headers = ctx.run(response_headers, response, environ)
         code = response.status_code
         start_response(response.status, headers)
         body = _StreamedBody(app, req_ctx, ctx, response, error)
@@ -80,36 +81,6 @@ def _start_streaming(
         body.close()  # never started: the generator is closed unrun, teardown runs now
         return ()
     return body
-
-
-_get_wsgi_headers = Response.get_wsgi_headers
-
-
-def _wsgi_headers(
-    response: Response, environ: WSGIEnvironment
-) -> list[tuple[str, str]]:
-    """``response.get_wsgi_headers(environ)`` as a list, without copying the headers in
-    the common case where werkzeug would change nothing: no location to make absolute, a
-    status that keeps its entity headers, and a length already set or not computable."""
-    code = response.status_code
-    if (
-        code >= 200
-        and code != 204
-        and code != 304
-        and type(response).get_wsgi_headers is _get_wsgi_headers
-    ):
-        items = response.headers.to_wsgi_list()
-        has_length = False
-        for key, _ in items:
-            lower = key.lower()
-            if lower == "content-length":
-                has_length = True
-            elif lower == "location" or lower == "content-location":
-                break
-        else:
-            if has_length or not response.is_sequence:
-                return items
-    return response.get_wsgi_headers(environ).to_wsgi_list()
 
 
 class _StreamedBody:
