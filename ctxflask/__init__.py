@@ -27,6 +27,7 @@ from .helpers import make_response as make_response
 from .helpers import redirect as redirect
 from .helpers import send_file as send_file
 from .helpers import send_from_directory as send_from_directory
+from .helpers import stream_request_body as stream_request_body
 from .helpers import stream_with_context as stream_with_context
 from .helpers import url_for as url_for
 from .json import jsonify as jsonify
@@ -76,6 +77,7 @@ __all__ = [
     "send_file",
     "send_from_directory",
     "session",
+    "stream_request_body",
     "stream_with_context",
     "template_rendered",
     "url_for",

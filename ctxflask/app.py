@@ -7,6 +7,7 @@ is a WSGI callable) and :mod:`.asgi` (``app.asgi``).
 from __future__ import annotations
 
 import collections.abc as cabc
+import functools
 import logging
 import os
 import sys
@@ -37,6 +38,7 @@ from werkzeug.wsgi import get_host
 from . import bridge
 from . import pipeline
 from . import typing as ft
+from .asgi import ASGIApp
 from .config import Config
 from .config import ConfigAttribute
 from .ctx import _AppCtxGlobals
@@ -793,6 +795,15 @@ class Flask(Scaffold):
         """The WSGI application. Wrap this one with middleware
         (``app.wsgi_app = Middleware(app.wsgi_app)``) to keep ``app`` itself."""
         return serve(self, environ, start_response)
+
+    @functools.cached_property
+    def asgi(self) -> ASGIApp:
+        """The ASGI 3 application of this app: ``uvicorn module:app.asgi``,
+        ``hypercorn module:app.asgi``, ``gunicorn -k uvicorn.workers.UvicornWorker``.
+
+        Assign to it to add ASGI middleware: ``app.asgi = Middleware(app.asgi)``.
+        """
+        return ASGIApp(self)
 
     def __call__(
         self, environ: WSGIEnvironment, start_response: StartResponse

@@ -86,7 +86,11 @@ class ASGIBody(io.RawIOBase):
         """
         if self._spool is not None or not self._more:
             return
-        if limit is not None and self.content_length is not None and self.content_length > limit:
+        if (
+            limit is not None
+            and self.content_length is not None
+            and self.content_length > limit
+        ):
             raise RequestEntityTooLarge()
         spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY)  # noqa: SIM115
         spool.write(self._pending)
@@ -119,7 +123,7 @@ class ASGIBody(io.RawIOBase):
 
     def readinto(self, buffer: t.Any) -> int:
         if self._spool is not None:
-            return self._spool.readinto(buffer)
+            return t.cast(int, self._spool.readinto(buffer))  # type: ignore[attr-defined]
         if not self._pending:
             if not self._more:
                 return 0

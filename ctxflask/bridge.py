@@ -37,6 +37,7 @@ from collections.abc import Generator
 from concurrent.futures import ThreadPoolExecutor
 
 import anyio.to_thread
+import sniffio
 
 T = t.TypeVar("T")
 F = t.TypeVar("F", bound=Callable[..., t.Any])
@@ -171,7 +172,14 @@ def _run_on_thread_loop(
     if type(awaitable) is not types.CoroutineType:
         awaitable = _as_coroutine(awaitable)
     task = loop.create_task(t.cast(Coroutine[t.Any, t.Any, T], awaitable), context=ctx)
-    return loop.run_until_complete(task)
+    # The context may come from trio code, whose library marker it carries: on this thread
+    # the running library is asyncio (the thread's marker outranks the context's).
+    previous = sniffio.thread_local.name
+    sniffio.thread_local.name = "asyncio"
+    try:
+        return loop.run_until_complete(task)
+    finally:
+        sniffio.thread_local.name = previous
 
 
 async def _as_coroutine(awaitable: Awaitable[T]) -> T:
@@ -187,8 +195,8 @@ def run_awaitable(make: Callable[[], Awaitable[T]], ctx: contextvars.Context) ->
     time.
     """
     try:
-        asyncio.get_running_loop()
-    except RuntimeError:
+        sniffio.current_async_library()
+    except sniffio.AsyncLibraryNotFoundError:
         return _run_on_thread_loop(make, ctx)
     return _helper_pool().submit(_run_on_thread_loop, make, ctx).result()
 
@@ -396,12 +404,14 @@ async def run_steps_async(
     steps: Steps[T],
     ctx: contextvars.Context,
     limiter: anyio.CapacityLimiter | None = None,
+    before_async: Callable[[Invoke], Awaitable[None]] | None = None,
 ) -> T:
     """From async code: run pipeline steps to their end inside ``ctx``; return their result.
 
     Async callables are awaited on the loop; a run of sync callables, with the steps between
     them, goes to one worker thread (bounded by ``limiter``) and comes back at the next async
-    callable.
+    callable. ``before_async(invoke)``, if given, is awaited before each async callable;
+    what it raises is thrown into the steps as if the callable had raised it.
     """
     value: t.Any = None
     error: BaseException | None = None
@@ -426,6 +436,8 @@ async def run_steps_async(
             invoke = outcome  # the steps now wait on an async callable
             fn = invoke.fn
         try:
+            if before_async is not None and not _is_nonblocking(fn):
+                await before_async(invoke)
             value = ctx.run(fn, *invoke.args, **invoke.kwargs)
             if type(value) is types.CoroutineType:
                 value = await pinned(value, ctx)

@@ -248,6 +248,9 @@ class RequestContext:
         top = _cv_request.get(None)
         if top is not self:
             raise _wrong_top("request", self, top)
+        app_ctx = self._tokens[-1][1]
+        if app_ctx is not None and _cv_app.get(None) is not app_ctx:
+            raise _wrong_top("app", app_ctx, _cv_app.get(None))
         last = len(self._tokens) == 1
         try:
             if last and not self._torn_down:

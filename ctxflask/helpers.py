@@ -25,6 +25,8 @@ from .globals import session
 from .signals import message_flashed
 from .signals import send_steps
 
+F = t.TypeVar("F", bound=Callable[..., t.Any])
+
 if t.TYPE_CHECKING:
     from .ctx import AppContext
     from .ctx import RequestContext
@@ -132,6 +134,19 @@ class _StreamInContext(Iterator[t.Any]):
                 for c in reversed(self._pushed):
                     own.run(c.pop, None)
             self._pushed = []
+
+
+def stream_request_body(view: F) -> F:
+    """Mark an async view that reads its request body with ``request.iter_body()``.
+
+    Under ASGI, ctxflask receives a request's whole body before its first async step, so
+    that sync accessors (``request.get_json()``, ``form``, ...) work in async code. A view
+    with this mark gets the body as it arrives instead, without it being kept whole (an
+    upload to relay, say). Its async hooks must not read the body. Under WSGI the mark
+    changes nothing: the body is read from the server's stream either way.
+    """
+    view.__ctxflask_streams_body__ = True  # type: ignore[attr-defined]
+    return view
 
 
 def make_response(*args: t.Any) -> Response:

@@ -257,6 +257,22 @@ async def handle_exception(app: Flask, e: Exception) -> Response:
     return await finalize(app, server_error, from_error_handler=True)
 
 
+async def run_in_app_context(app: Flask, funcs: t.Iterable[t.Any]) -> None:
+    """Call each of ``funcs`` in turn inside a new app context (``before_serving``,
+    ``after_serving``); the context is popped, with its teardown, whatever happens."""
+    app_ctx = app.app_context()
+    app_ctx.push()
+    error: BaseException | None = None
+    try:
+        for f in funcs:
+            await call(f)
+    except BaseException as e:
+        error = e
+        raise
+    finally:
+        await app_ctx._pop_steps(error)
+
+
 Calls = list[tuple[t.Any, tuple[t.Any, ...], dict[str, t.Any]]]
 
 

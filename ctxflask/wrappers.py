@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import typing as t
+from collections.abc import AsyncIterator
 
 from werkzeug.datastructures import Headers
 from werkzeug.exceptions import BadRequest
 from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.utils import get_content_type
 from werkzeug.wrappers import Request as _WerkzeugRequest
 from werkzeug.wrappers import Response as _WerkzeugResponse
 
 from . import json
+from .body import ASGIBody
 from .globals import _cv_app
 
 if t.TYPE_CHECKING:
@@ -111,6 +114,32 @@ class Request(_WerkzeugRequest):
                 self._blueprints = blueprints
         return blueprints
 
+    async def iter_body(self) -> AsyncIterator[bytes]:
+        """The request body, piece by piece as it arrives, for async views.
+
+        Under ASGI, in a view marked :func:`~ctxflask.stream_request_body`, the body is
+        received as it is read and never kept whole. ``MAX_CONTENT_LENGTH`` applies: a
+        declared length over it raises 413 before reading, a chunked body as soon as it
+        passes it. Read the body once, with this or with the sync accessors.
+        """
+        stream = self.environ.get("wsgi.input")
+        if not isinstance(stream, ASGIBody):
+            # WSGI: the server's stream, limited by werkzeug; reads block this thread only.
+            source = self.stream
+            while chunk := source.read(64 * 1024):
+                yield chunk
+            return
+        limit = self.max_content_length
+        declared = stream.content_length
+        if limit is not None and declared is not None and declared > limit:
+            raise RequestEntityTooLarge()
+        received = 0
+        async for chunk in stream.iter_chunks():
+            received += len(chunk)
+            if limit is not None and received > limit:
+                raise RequestEntityTooLarge()
+            yield chunk
+
     def on_json_loading_failed(self, e: ValueError | None) -> t.Any:
         """Called when the body is not valid JSON (400) or not JSON at all (415).
 
@@ -147,16 +176,22 @@ class Response(_WerkzeugResponse):
         """``cls(body)`` for a 200 response of the default mimetype, without werkzeug's
         general argument handling: the most common response, built in a quarter of the
         time. A test checks that both give the same response."""
-        content_type = cls.__dict__.get("_default_content_type")
-        if content_type is None:
-            content_type = get_content_type(cls.default_mimetype or "", "utf-8")
-            cls._default_content_type = content_type
+        mimetype = cls.default_mimetype
+        cached = cls.__dict__.get("_content_type_of")
+        if cached is None or cached[0] != mimetype:
+            content_type = (
+                None if mimetype is None else get_content_type(mimetype, "utf-8")
+            )
+            cached = cls._content_type_of = (mimetype, content_type)
         self = cls.__new__(cls)
         headers = Headers()
-        headers._list = [
-            ("Content-Type", content_type),
-            ("Content-Length", str(len(body))),
-        ]
+        length = ("Content-Length", str(len(body)))
+        content_type = cached[1]
+        headers._list = (
+            [length]
+            if content_type is None
+            else [("Content-Type", content_type), length]
+        )
         self.headers = headers
         self._status = "200 OK"
         self._status_code = 200
@@ -165,7 +200,7 @@ class Response(_WerkzeugResponse):
         self.response = [body]
         return self
 
-    _default_content_type: t.ClassVar[str | None] = None
+    _content_type_of: t.ClassVar[tuple[str | None, str | None] | None] = None
     #: Whether :meth:`_from_bytes` builds what ``cls(body)`` would: false for subclasses
     #: that change how a response is built.
     _fast_init: t.ClassVar[bool] = True
@@ -191,7 +226,9 @@ class Response(_WerkzeugResponse):
 _get_wsgi_headers = Response.get_wsgi_headers
 
 
-def response_headers(response: Response, environ: WSGIEnvironment) -> list[tuple[str, str]]:
+def response_headers(
+    response: Response, environ: WSGIEnvironment
+) -> list[tuple[str, str]]:
     """``response.get_wsgi_headers(environ)`` as a list, for either entry point.
 
     It skips werkzeug's copy of the headers in the common case where it would change

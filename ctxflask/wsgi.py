@@ -9,9 +9,13 @@ body.
 
 from __future__ import annotations
 
+import atexit
 import collections.abc as cabc
 import contextvars
+import os
+import threading
 import typing as t
+import weakref
 
 from werkzeug.wsgi import ClosingIterator
 
@@ -28,10 +32,49 @@ if t.TYPE_CHECKING:
     from .wrappers import Response
 
 
+_pid = os.getpid()
+_serving_lock = threading.Lock()
+
+
+def _forked() -> None:
+    global _pid
+    _pid = os.getpid()
+
+
+os.register_at_fork(after_in_child=_forked)
+
+
+def start_serving(app: Flask) -> None:
+    """Run ``before_serving`` once in this process (a server forks workers after
+    importing the app), and arrange for ``after_serving`` at exit."""
+    with _serving_lock:
+        if app.__dict__.get("_serving_in") == _pid:
+            return
+        if app.before_serving_funcs:
+            bridge.run_steps(
+                pipeline.run_in_app_context(app, app.before_serving_funcs),
+                contextvars.copy_context(),
+            )
+        app.__dict__["_serving_in"] = _pid
+        if app.after_serving_funcs:
+            atexit.register(_stop_serving, weakref.ref(app), _pid)
+
+
+def _stop_serving(app_ref: weakref.ref[Flask], pid: int) -> None:
+    app = app_ref()
+    if app is not None and pid == os.getpid():
+        bridge.run_steps(
+            pipeline.run_in_app_context(app, app.after_serving_funcs),
+            contextvars.copy_context(),
+        )
+
+
 def serve(
     app: Flask, environ: WSGIEnvironment, start_response: StartResponse
 ) -> cabc.Iterable[bytes]:
     """Handle one WSGI request."""
+    if app.__dict__.get("_serving_in") != _pid:
+        start_serving(app)
     ctx = contextvars.copy_context()
     req_ctx = ctx.run(app.request_context, environ)
     response, error, finished = bridge.run_steps(

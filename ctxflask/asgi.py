@@ -1,0 +1,398 @@
+"""The ASGI entry point, ``app.asgi``: one adapter per scope type.
+
+It knows ASGI (scope, receive, send; the ``http`` and ``lifespan`` scopes) and nothing of
+routing, hooks or sessions: it builds the environ werkzeug's request reads, runs the same
+pipeline steps as the WSGI entry point through the bridge's async driver, and sends the
+response. Each request runs in a fresh copy of the server task's context.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+import logging
+import sys
+import typing as t
+from collections.abc import AsyncIterable
+from collections.abc import Callable
+
+import anyio
+import anyio.to_thread
+from anyio.lowlevel import RunVar
+
+from . import bridge
+from . import pipeline
+from .body import ASGIBody
+from .wrappers import response_headers
+
+if t.TYPE_CHECKING:
+    from .app import Flask
+    from .ctx import RequestContext
+    from .wrappers import Response
+
+Scope = dict[str, t.Any]
+Message = dict[str, t.Any]
+Receive = Callable[[], t.Awaitable[Message]]
+Send = Callable[[Message], t.Awaitable[None]]
+
+logger = logging.getLogger("ctxflask.asgi")
+
+_limiters: RunVar[dict[int, anyio.CapacityLimiter]] = RunVar("ctxflask_limiters")
+
+#: The scope extension the test client uses to keep a request's contexts for inspection.
+PRESERVE_CONTEXT = "ctxflask.preserve_context"
+
+
+class ASGIApp:
+    """The ASGI 3 application of a :class:`~ctxflask.Flask` app: ``uvicorn module:app.asgi``.
+
+    Serves the ``http`` and ``lifespan`` scopes. Sync steps run in a pool of worker
+    threads of ``WORKER_THREADS`` (config, default 40) per app and event loop.
+    """
+
+    def __init__(self, app: Flask) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await HTTPConnection(self.app, scope, receive, send, self._limiter()).run()
+        elif kind == "lifespan":
+            await Lifespan(self.app, receive, send, self._limiter()).run()
+        elif kind == "websocket":
+            await receive()  # websocket.connect
+            await send(
+                {
+                    "type": "websocket.close",
+                    "code": 1003,
+                    "reason": "This application serves no WebSocket routes.",
+                }
+            )
+        else:
+            raise ValueError(
+                f"Unsupported ASGI scope type {kind!r}: ctxflask serves 'http', 'websocket'"
+                " and 'lifespan' scopes."
+            )
+
+    def _limiter(self) -> anyio.CapacityLimiter:
+        # One pool bound per app and event loop (limiters belong to a loop).
+        try:
+            limiters = _limiters.get()
+        except LookupError:
+            limiters = {}
+            _limiters.set(limiters)
+        limiter = limiters.get(id(self.app))
+        if limiter is None:
+            limiter = limiters[id(self.app)] = anyio.CapacityLimiter(
+                int(self.app.config.get("WORKER_THREADS") or 40)
+            )
+        return limiter
+
+    def __repr__(self) -> str:
+        return f"<ASGIApp of {self.app.name!r}>"
+
+
+def build_environ(scope: Scope, body: ASGIBody) -> dict[str, t.Any]:
+    """The WSGI environ of an ASGI ``http`` scope, with ``body`` as ``wsgi.input``."""
+    root_path: str = scope.get("root_path", "")
+    path: str = scope["path"]
+    if root_path and path.startswith(root_path):
+        path = path[len(root_path) :]
+    server = scope.get("server") or ("localhost", 80)
+    client = scope.get("client")
+    environ: dict[str, t.Any] = {
+        "REQUEST_METHOD": scope["method"],
+        "SCRIPT_NAME": root_path.encode().decode("latin-1"),
+        "PATH_INFO": path.encode().decode("latin-1"),
+        "QUERY_STRING": scope.get("query_string", b"").decode("latin-1"),
+        "SERVER_NAME": server[0],
+        "SERVER_PORT": str(server[1]) if server[1] is not None else "",
+        "SERVER_PROTOCOL": f"HTTP/{scope.get('http_version', '1.1')}",
+        "REMOTE_ADDR": client[0] if client else "",
+        "wsgi.version": (1, 0),
+        "wsgi.url_scheme": scope.get("scheme", "http"),
+        "wsgi.input": body,
+        "wsgi.errors": sys.stderr,
+        "wsgi.multithread": True,
+        "wsgi.multiprocess": True,
+        "wsgi.run_once": False,
+        # Every ASGI body has an end (more_body=False): read to it, within the limits.
+        "wsgi.input_terminated": True,
+        "asgi.scope": scope,
+    }
+    if client:
+        environ["REMOTE_PORT"] = str(client[1])
+    for raw_name, raw_value in scope.get("headers", ()):
+        name = raw_name.decode("latin-1").upper().replace("-", "_")
+        value = raw_value.decode("latin-1")
+        if name not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+            name = f"HTTP_{name}"
+        if name in environ:
+            separator = "; " if name == "HTTP_COOKIE" else ","
+            value = f"{environ[name]}{separator}{value}"
+        environ[name] = value
+    preserve = scope.get("extensions", {}).get(PRESERVE_CONTEXT)
+    if preserve is not None:
+        environ["werkzeug.debug.preserve_context"] = preserve
+    return environ
+
+
+def _content_length(scope: Scope) -> int | None:
+    """The declared body length; 0 when HTTP/1 says there is no body; None if unknown."""
+    chunked = False
+    for name, value in scope.get("headers", ()):
+        if name == b"content-length":
+            try:
+                return max(int(value), 0)
+            except ValueError:
+                return None
+        if name == b"transfer-encoding":
+            chunked = True
+    if not chunked and scope.get("http_version", "1.1") in ("1.0", "1.1"):
+        return 0
+    return None
+
+
+def _streams_request_body(app: Flask, req_ctx: RequestContext) -> bool:
+    rule = req_ctx.request.url_rule
+    if rule is None:
+        return False
+    view = app.view_functions.get(rule.endpoint)
+    return getattr(view, "__ctxflask_streams_body__", False) is True
+
+
+class HTTPConnection:
+    """One ``http`` scope: run the pipeline, send the response, tear down once."""
+
+    def __init__(
+        self,
+        app: Flask,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        limiter: anyio.CapacityLimiter,
+    ) -> None:
+        self.app = app
+        self.scope = scope
+        self.receive = receive
+        self.send = send
+        self.limiter = limiter
+        self.body = ASGIBody(receive, _content_length(scope))
+        self.environ = build_environ(scope, self.body)
+        self.ctx = contextvars.copy_context()
+        self.req_ctx: RequestContext = self.ctx.run(app.request_context, self.environ)
+
+    async def run(self) -> None:
+        app, ctx, req_ctx = self.app, self.ctx, self.req_ctx
+        response, error, finished = await bridge.run_steps_async(
+            pipeline.handle_request(app, req_ctx),
+            ctx,
+            self.limiter,
+            before_async=self._receive_body_for_async,
+        )
+        if finished:
+            await self._send_complete(response)
+        else:
+            await self._send_streamed(response, error)
+
+    async def _receive_body_for_async(self, invoke: bridge.Invoke) -> None:
+        # An async step reads the body through sync accessors; it must be here first.
+        body = self.body
+        if body.complete or _streams_request_body(self.app, self.req_ctx):
+            return
+        limit = self.ctx.run(lambda: self.req_ctx.request.max_content_length)
+        await body.receive_all(limit)
+
+    def _start_message(self, response: Response) -> Message:
+        headers = self.ctx.run(response_headers, response, self.environ)
+        return {
+            "type": "http.response.start",
+            "status": response.status_code,
+            "headers": [
+                (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers
+            ],
+        }
+
+    def _has_body(self, response: Response) -> bool:
+        code = response.status_code
+        return not (
+            self.scope["method"] == "HEAD" or 100 <= code < 200 or code in (204, 304)
+        )
+
+    async def _send_complete(self, response: Response) -> None:
+        """A body already made (the contexts are popped): send it."""
+        try:
+            await self.send(self._start_message(response))
+            if not self._has_body(response):
+                await self.send({"type": "http.response.body", "body": b""})
+            elif response.direct_passthrough:
+                await self._send_file(response)
+            else:
+                chunks = response.response
+                data = b"".join(
+                    c if isinstance(c, bytes) else c.encode() for c in chunks
+                )
+                await self.send({"type": "http.response.body", "body": data})
+        finally:
+            if response._on_close or response.direct_passthrough:
+                await anyio.to_thread.run_sync(
+                    self.ctx.run, response.close, limiter=self.limiter
+                )
+
+    async def _send_file(self, response: Response) -> None:
+        # A file wrapper (send_file): read it in chunks, in worker threads.
+        iterator = iter(t.cast(t.Iterable[bytes], response.response))
+        while True:
+            chunk = await anyio.to_thread.run_sync(
+                next, iterator, None, limiter=self.limiter
+            )
+            if chunk is None:
+                break
+            await self.send(
+                {"type": "http.response.body", "body": chunk, "more_body": True}
+            )
+        await self.send({"type": "http.response.body", "body": b""})
+
+    async def _send_streamed(
+        self, response: Response, error: BaseException | None
+    ) -> None:
+        """Send a generator's chunks as they come, inside the request's contexts; then
+        close it and tear down, once, however the stream ended."""
+        chunks = _Chunks(response, self.ctx, self.limiter)
+        try:
+            await self.send(self._start_message(response))
+            if self._has_body(response):
+                async with anyio.create_task_group() as tg:
+                    if self.body.complete:
+                        tg.start_soon(self._cancel_on_disconnect, tg.cancel_scope)
+                    async for chunk in chunks:
+                        await self.send(
+                            {
+                                "type": "http.response.body",
+                                "body": chunk,
+                                "more_body": True,
+                            }
+                        )
+                    await self.send({"type": "http.response.body", "body": b""})
+                    tg.cancel_scope.cancel()
+            else:
+                await self.send({"type": "http.response.body", "body": b""})
+        except OSError:
+            pass  # the client went away: the send failed
+        except BaseException as e:
+            error = error or e
+            raise
+        finally:
+            with anyio.CancelScope(shield=True):
+                try:
+                    await chunks.aclose()
+                    await anyio.to_thread.run_sync(
+                        self.ctx.run, response.close, limiter=self.limiter
+                    )
+                finally:
+                    await bridge.run_steps_async(
+                        pipeline.finish_request(self.app, self.req_ctx, error),
+                        self.ctx,
+                        self.limiter,
+                    )
+
+    async def _cancel_on_disconnect(self, scope: anyio.CancelScope) -> None:
+        while True:
+            message = await self.receive()
+            if message["type"] == "http.disconnect":
+                scope.cancel()
+                return
+
+
+class _Chunks:
+    """The chunks of a streamed body, as bytes, produced inside the request's context:
+    an async iterable on the loop, a sync one in worker threads."""
+
+    _END = object()
+
+    def __init__(
+        self,
+        response: Response,
+        ctx: contextvars.Context,
+        limiter: anyio.CapacityLimiter,
+    ) -> None:
+        self.ctx = ctx
+        self.limiter = limiter
+        source: t.Any = response.response
+        self.is_async = isinstance(source, AsyncIterable) and not hasattr(
+            source, "__iter__"
+        )
+        self.iterator: t.Any = source.__aiter__() if self.is_async else iter(source)
+        self.closed = False
+
+    def __aiter__(self) -> _Chunks:
+        return self
+
+    async def __anext__(self) -> bytes:
+        if self.is_async:
+            chunk = await bridge.pinned(self.iterator.__anext__(), self.ctx)
+        else:
+            chunk = await anyio.to_thread.run_sync(
+                functools.partial(self.ctx.run, next, self.iterator, self._END),
+                limiter=self.limiter,
+            )
+            if chunk is self._END:
+                raise StopAsyncIteration
+        return chunk.encode() if isinstance(chunk, str) else t.cast(bytes, chunk)
+
+    async def aclose(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if self.is_async:
+            aclose = getattr(self.iterator, "aclose", None)
+            if aclose is not None:
+                await bridge.pinned(aclose(), self.ctx)
+        else:
+            close = getattr(self.iterator, "close", None)
+            if close is not None:
+                await anyio.to_thread.run_sync(
+                    self.ctx.run, close, limiter=self.limiter
+                )
+
+
+class Lifespan:
+    """The ``lifespan`` scope: ``before_serving`` at startup, ``after_serving`` at
+    shutdown, each in an app context; a failure is reported with its message."""
+
+    def __init__(
+        self, app: Flask, receive: Receive, send: Send, limiter: anyio.CapacityLimiter
+    ) -> None:
+        self.app = app
+        self.receive = receive
+        self.send = send
+        self.limiter = limiter
+
+    async def run(self) -> None:
+        while True:
+            message = await self.receive()
+            if message["type"] == "lifespan.startup":
+                if not await self._serve(self.app.before_serving_funcs, "startup"):
+                    return
+            elif message["type"] == "lifespan.shutdown":
+                await self._serve(self.app.after_serving_funcs, "shutdown")
+                return
+
+    async def _serve(self, funcs: list[t.Any], phase: str) -> bool:
+        try:
+            await bridge.run_steps_async(
+                pipeline.run_in_app_context(self.app, funcs),
+                contextvars.copy_context(),
+                self.limiter,
+            )
+        except BaseException as e:
+            logger.exception("ctxflask %s failed", phase)
+            await self.send(
+                {
+                    "type": f"lifespan.{phase}.failed",
+                    "message": f"{type(e).__name__}: {e}",
+                }
+            )
+            return False
+        await self.send({"type": f"lifespan.{phase}.complete"})
+        return True
