@@ -780,10 +780,21 @@ class Flask(Scaffold):
         finally:
             builder.close()
 
-    def test_client(self, use_cookies: bool = True, **kwargs: t.Any) -> FlaskClient:
-        """A test client calling this app through its WSGI entry point."""
+    def test_client(
+        self, use_cookies: bool = True, *, asgi: bool = False, **kwargs: t.Any
+    ) -> FlaskClient:
+        """A test client for this app: through its WSGI entry point, or with
+        ``asgi=True`` through ``app.asgi`` (same API, see :class:`~ctxflask.testing.ASGIClient`)."""
         cls = self.test_client_class
-        if cls is None:
+        if asgi:
+            from .testing import ASGIClient
+
+            cls = (
+                ASGIClient
+                if cls is None
+                else type("ASGI" + cls.__name__, (ASGIClient, cls), {})
+            )
+        elif cls is None:
             from .testing import FlaskClient
 
             cls = FlaskClient

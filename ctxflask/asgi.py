@@ -196,12 +196,13 @@ class HTTPConnection:
             await self._send_streamed(response, error)
 
     async def _receive_body_for_async(self, invoke: bridge.Invoke) -> None:
-        # An async step reads the body through sync accessors; it must be here first.
+        # An async step reads the body through sync accessors: it must be here first,
+        # up to the limit in force now (a hook may have changed it).
         body = self.body
         if body.complete or _streams_request_body(self.app, self.req_ctx):
             return
         limit = self.ctx.run(lambda: self.req_ctx.request.max_content_length)
-        await body.receive_all(limit)
+        await body.receive_ahead(limit)
 
     def _start_message(self, response: Response) -> Message:
         headers = self.ctx.run(response_headers, response, self.environ)
@@ -230,7 +231,7 @@ class HTTPConnection:
             else:
                 chunks = response.response
                 data = b"".join(
-                    c if isinstance(c, bytes) else c.encode() for c in chunks
+                    c.encode() if isinstance(c, str) else bytes(c) for c in chunks
                 )
                 await self.send({"type": "http.response.body", "body": data})
         finally:
@@ -338,7 +339,9 @@ class _Chunks:
             )
             if chunk is self._END:
                 raise StopAsyncIteration
-        return chunk.encode() if isinstance(chunk, str) else t.cast(bytes, chunk)
+        if isinstance(chunk, str):
+            return chunk.encode()
+        return chunk if type(chunk) is bytes else bytes(chunk)
 
     async def aclose(self) -> None:
         if self.closed:

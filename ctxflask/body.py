@@ -5,7 +5,7 @@ parsers (``get_data``, ``form``, ``files``, ``get_json``, ``stream``) read it as
 a WSGI body, with the same limits. From a sync step (a worker thread) a read pulls the
 next messages from the event loop. An async step cannot wait inside a sync accessor, so
 before the first async step of a request that has a body, the entry point receives the
-whole body (:meth:`ASGIBody.receive_all`, spooled to disk past a size) -- unless the view
+body (:meth:`ASGIBody.receive_ahead`, up to the size limit, spooled to disk past 1 MiB) -- unless the view
 is marked with :func:`ctxflask.stream_request_body` and consumes it chunk by chunk with
 ``request.iter_body()``.
 """
@@ -21,7 +21,6 @@ from collections.abc import Callable
 
 import anyio.from_thread
 from werkzeug.exceptions import ClientDisconnected
-from werkzeug.exceptions import RequestEntityTooLarge
 
 Receive = Callable[[], Awaitable[dict[str, t.Any]]]
 
@@ -32,6 +31,10 @@ SPOOL_MEMORY = 1024 * 1024
 class ASGIBody(io.RawIOBase):
     """A readable stream over the ``http.request`` messages of one request.
 
+    Limits are werkzeug's to enforce: it wraps this stream according to
+    ``MAX_CONTENT_LENGTH`` and the declared length. Receiving ahead stops past the limit,
+    so a body too large is never stored whole, and reading it raises 413 there.
+
     :param receive: the ASGI ``receive`` callable.
     :param content_length: the declared length, or ``None`` for a chunked body.
     """
@@ -40,10 +43,12 @@ class ASGIBody(io.RawIOBase):
         super().__init__()
         self._receive = receive
         self.content_length = content_length
-        self._pending = b""  # received, not yet read
-        self._spool: t.BinaryIO | None = None  # the whole body, once received whole
         self._more = content_length != 0
         self._received = 0
+        # Received ahead of reading: memory, then a temporary file past SPOOL_MEMORY.
+        self._store: t.Any = None
+        self._stored = 0
+        self._taken = 0
         #: Set when the client went away before the body ended.
         self.disconnected = False
 
@@ -77,42 +82,30 @@ class ASGIBody(io.RawIOBase):
         """Whether every message of the body has been received."""
         return not self._more
 
-    async def receive_all(self, limit: int | None) -> None:
-        """Receive the rest of the body into a spool (memory, then a temporary file).
+    async def receive_ahead(self, limit: int | None) -> None:
+        """Receive the body ahead of reading, until it ends or passes ``limit``.
 
-        :param limit: the most bytes accepted (``MAX_CONTENT_LENGTH``): a declared length
-            over it is refused before reading, a chunked body as soon as it passes it, with
-            :class:`~werkzeug.exceptions.RequestEntityTooLarge` (413).
+        A declared length over ``limit`` is not received at all. A client that leaves
+        stops it; reading then raises ``ClientDisconnected`` (400) at the gap.
         """
-        if self._spool is not None or not self._more:
-            return
         if (
             limit is not None
             and self.content_length is not None
             and self.content_length > limit
         ):
-            raise RequestEntityTooLarge()
-        spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY)  # noqa: SIM115
-        spool.write(self._pending)
-        self._pending = b""
-        while self._more:
-            chunk = await self.receive_chunk()
-            if limit is not None and self._received > limit:
-                spool.close()
-                raise RequestEntityTooLarge()
-            spool.write(chunk)
-        spool.seek(0)
-        self._spool = t.cast(t.BinaryIO, spool)
+            return
+        while self._more and (limit is None or self._received <= limit):
+            try:
+                chunk = await self.receive_chunk()
+            except ClientDisconnected:
+                return
+            self._put(chunk)
 
     async def iter_chunks(self) -> AsyncIterator[bytes]:
         """Yield the body piece by piece as it arrives, without keeping it."""
-        if self._spool is not None:
-            while chunk := self._spool.read(64 * 1024):
-                yield chunk
-            return
-        if self._pending:
-            chunk, self._pending = self._pending, b""
-            yield chunk
+        buffer = bytearray(64 * 1024)
+        while size := self._take(buffer):
+            yield bytes(buffer[:size])
         while chunk := await self.receive_chunk():
             yield chunk
 
@@ -122,15 +115,17 @@ class ASGIBody(io.RawIOBase):
         return True
 
     def readinto(self, buffer: t.Any) -> int:
-        if self._spool is not None:
-            return t.cast(int, self._spool.readinto(buffer))  # type: ignore[attr-defined]
-        if not self._pending:
-            if not self._more:
-                return 0
-            self._pending = self._receive_from_thread()
-        size = min(len(buffer), len(self._pending))
-        buffer[:size] = self._pending[:size]
-        self._pending = self._pending[size:]
+        size = self._take(buffer)
+        if size or not self._more:
+            if not size and self.disconnected:
+                raise ClientDisconnected(
+                    "The client disconnected before the request body was complete."
+                )
+            return size
+        chunk = self._receive_from_thread()
+        size = min(len(buffer), len(chunk))
+        buffer[:size] = chunk[:size]
+        self._put(chunk[size:])
         return size
 
     def _receive_from_thread(self) -> bytes:
@@ -142,13 +137,32 @@ class ASGIBody(io.RawIOBase):
             raise RuntimeError(
                 "The request body was read from the event loop before it was received.\n\n"
                 "An async step cannot wait for the body inside a sync accessor such as"
-                " `request.get_data()`: the entry point receives it before the first async"
-                " step, except for views marked `@stream_request_body`. Fix: in such a view,"
-                " read the body with `async for chunk in request.iter_body()`, or remove"
-                " the mark."
+                " `request.get_data()`: the entry point receives it before each async"
+                " step, up to MAX_CONTENT_LENGTH, except for views marked"
+                " `@stream_request_body`. Fix: in such a view, read the body with"
+                " `async for chunk in request.iter_body()`, or remove the mark."
             ) from None
 
+    # -- the store of received, unread bytes -----------------------------------------
+
+    def _put(self, data: bytes) -> None:
+        if not data:
+            return
+        if self._store is None:
+            self._store = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY)  # noqa: SIM115
+        self._store.seek(self._stored)
+        self._store.write(data)
+        self._stored += len(data)
+
+    def _take(self, buffer: t.Any) -> int:
+        if self._taken >= self._stored:
+            return 0
+        self._store.seek(self._taken)
+        size: int = self._store.readinto(buffer)
+        self._taken += size
+        return size
+
     def close(self) -> None:
-        if self._spool is not None:
-            self._spool.close()
+        if self._store is not None:
+            self._store.close()
         super().close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import importlib.metadata
 import typing as t
 from collections.abc import Iterator
@@ -11,11 +12,19 @@ from copy import copy
 from types import TracebackType
 from urllib.parse import urlsplit
 
+import anyio
 import werkzeug.test
+from werkzeug.datastructures import Headers
+from werkzeug.http import HTTP_STATUS_CODES
+from werkzeug.sansio.utils import get_current_url
 from werkzeug.test import Client
 from werkzeug.wrappers import Request as BaseRequest
 
+from . import bridge
+from .asgi import PRESERVE_CONTEXT
+
 if t.TYPE_CHECKING:
+    import httpx
     from _typeshed.wsgi import WSGIEnvironment
     from werkzeug.test import TestResponse
 
@@ -193,3 +202,132 @@ class FlaskClient(Client):
     ) -> None:
         self.preserve_context = False
         self._context_stack.close()
+
+
+class ASGIClient(FlaskClient):
+    """A test client with the API of :class:`FlaskClient` whose requests go through the
+    ASGI entry point, ``app.asgi``, instead of the WSGI one: the same test runs through
+    both. Create one with ``app.test_client(asgi=True)``.
+
+    Each request runs to its end (streamed bodies included) before the call returns.
+    An exception the app lets propagate (``TESTING``) is raised here, as with WSGI.
+    """
+
+    def run_wsgi_app(
+        self, environ: WSGIEnvironment, buffered: bool = False
+    ) -> tuple[t.Iterable[bytes], str, Headers]:
+        self._add_cookies_to_wsgi(environ)
+        scope = _scope_from_environ(environ)
+        body = environ["wsgi.input"].read()
+        status, headers, chunks = bridge.run_awaitable(
+            lambda: _call_asgi(self.application.asgi, scope, body),
+            contextvars.copy_context(),
+        )
+        url = urlsplit(
+            get_current_url(
+                environ["wsgi.url_scheme"],
+                environ.get("HTTP_HOST", "localhost"),
+                environ.get("SCRIPT_NAME", ""),
+                environ.get("PATH_INFO", ""),
+            )
+        )
+        self._update_cookies_from_response(
+            url.hostname or "localhost", url.path, headers.getlist("Set-Cookie")
+        )
+        return (
+            chunks,
+            f"{status} {HTTP_STATUS_CODES.get(status, 'UNKNOWN').upper()}",
+            headers,
+        )
+
+
+def _scope_from_environ(environ: WSGIEnvironment) -> dict[str, t.Any]:
+    headers = [
+        (key[5:].replace("_", "-").lower().encode("latin-1"), value.encode("latin-1"))
+        for key, value in environ.items()
+        if key.startswith("HTTP_")
+    ]
+    for key, name in (
+        ("CONTENT_TYPE", b"content-type"),
+        ("CONTENT_LENGTH", b"content-length"),
+    ):
+        if environ.get(key):
+            headers.append((name, environ[key].encode("latin-1")))
+    script_name = environ.get("SCRIPT_NAME", "").encode("latin-1").decode()
+    path = environ.get("PATH_INFO", "").encode("latin-1").decode()
+    scope: dict[str, t.Any] = {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.4"},
+        "http_version": environ.get("SERVER_PROTOCOL", "HTTP/1.1").partition("/")[2]
+        or "1.1",
+        "method": environ["REQUEST_METHOD"],
+        "scheme": environ.get("wsgi.url_scheme", "http"),
+        "root_path": script_name,
+        "path": script_name + path,
+        "raw_path": (script_name + path).encode(),
+        "query_string": environ.get("QUERY_STRING", "").encode("latin-1"),
+        "headers": headers,
+        "server": (
+            environ.get("SERVER_NAME", "localhost"),
+            int(environ.get("SERVER_PORT") or 80),
+        ),
+        "client": (
+            environ.get("REMOTE_ADDR", "127.0.0.1"),
+            int(environ.get("REMOTE_PORT") or 0),
+        ),
+        "extensions": {},
+    }
+    preserve = environ.get("werkzeug.debug.preserve_context")
+    if preserve is not None:
+        scope["extensions"][PRESERVE_CONTEXT] = preserve
+    return scope
+
+
+async def _call_asgi(
+    asgi: t.Any, scope: dict[str, t.Any], body: bytes
+) -> tuple[int, Headers, list[bytes]]:
+    # Sent in pieces, as a server would for a large body.
+    pieces = [body[i : i + 65536] for i in range(0, len(body), 65536)] or [b""]
+    messages = [
+        {"type": "http.request", "body": piece, "more_body": i < len(pieces) - 1}
+        for i, piece in enumerate(pieces)
+    ]
+    status = 500
+    headers = Headers()
+    chunks: list[bytes] = []
+    complete = False
+
+    async def receive() -> dict[str, t.Any]:
+        if messages:
+            return messages.pop(0)
+        # The request is over for the client only once the response is complete.
+        while not complete:
+            await anyio.sleep(0.001)
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, t.Any]) -> None:
+        nonlocal status, complete
+        if message["type"] == "http.response.start":
+            status = message["status"]
+            for name, value in message.get("headers", ()):
+                headers.add(name.decode("latin-1"), value.decode("latin-1"))
+        elif message["type"] == "http.response.body":
+            chunks.append(message.get("body", b""))
+            complete = not message.get("more_body", False)
+
+    await asgi(scope, receive, send)
+    return status, headers, chunks
+
+
+def asgi_client(
+    app: Flask, base_url: str = "http://localhost", **kwargs: t.Any
+) -> httpx.AsyncClient:
+    """An ``httpx.AsyncClient`` calling ``app.asgi`` in-process, for async tests that send
+    many concurrent requests (``asyncio.gather``, task groups). Needs ``httpx``.
+
+    Use it as ``async with asgi_client(app) as client: await client.get("/")``.
+    """
+    import httpx
+
+    transport = httpx.ASGITransport(app=app.asgi)
+    return httpx.AsyncClient(transport=transport, base_url=base_url, **kwargs)

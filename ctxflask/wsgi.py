@@ -174,7 +174,7 @@ class _StreamedBody:
             raise
         if isinstance(chunk, str):
             return chunk.encode()
-        return t.cast(bytes, chunk)
+        return chunk if type(chunk) is bytes else bytes(chunk)
 
     def close(self) -> None:
         if self._closed:

@@ -31,9 +31,16 @@ def app() -> ctxflask.Flask:
     return app
 
 
+@pytest.fixture(params=["wsgi", "asgi"])
+def entry_point(request: pytest.FixtureRequest) -> str:
+    """The entry point a test's ``client`` goes through: ``app`` or ``app.asgi``."""
+    return request.param
+
+
 @pytest.fixture
-def client(app: ctxflask.Flask):
-    return app.test_client()
+def client(app: ctxflask.Flask, entry_point: str):
+    """The test client, once through the WSGI and once through the ASGI entry point."""
+    return app.test_client(asgi=entry_point == "asgi")
 
 
 @pytest.fixture

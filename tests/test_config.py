@@ -11,9 +11,10 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from werkzeug.utils import ImportStringError
+
 from ctxflask.config import Config
 from ctxflask.config import ConfigAttribute
-from werkzeug.utils import ImportStringError
 
 
 def write(path: Path, text: str) -> Path:

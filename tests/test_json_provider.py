@@ -15,13 +15,14 @@ from datetime import timezone
 from datetime import UTC
 from types import SimpleNamespace
 
-import ctxflask.json as cjson
 import pytest
+from markupsafe import Markup
+from werkzeug.wrappers import Response
+
+import ctxflask.json as cjson
 from ctxflask.globals import _cv_app
 from ctxflask.json.provider import DefaultJSONProvider
 from ctxflask.json.provider import JSONProvider
-from markupsafe import Markup
-from werkzeug.wrappers import Response
 
 
 class FakeApp:

@@ -12,13 +12,14 @@ from datetime import UTC
 from uuid import UUID
 
 import pytest
+from flask.json.tag import TaggedJSONSerializer as FlaskTaggedJSONSerializer
+from markupsafe import Markup
+
 from ctxflask.json.tag import JSONTag
 from ctxflask.json.tag import PassDict
 from ctxflask.json.tag import TagDict
 from ctxflask.json.tag import TaggedJSONSerializer
 from ctxflask.json.tag import TagTuple
-from flask.json.tag import TaggedJSONSerializer as FlaskTaggedJSONSerializer
-from markupsafe import Markup
 
 UID = UUID("12345678-1234-5678-1234-567812345678")
 WHEN = datetime(2024, 2, 29, 13, 45, 7, tzinfo=UTC)
@@ -161,8 +162,9 @@ def test_flask_wire_compat(s: TaggedJSONSerializer, value: t.Any) -> None:
 def test_flask_signed_cookie_compat(value: dict[str, t.Any]) -> None:
     """A session cookie signed by Flask's interface opens with ours, and the reverse."""
     import flask
-    from ctxflask.sessions import SecureCookieSessionInterface
     from flask.sessions import SecureCookieSessionInterface as FlaskInterface
+
+    from ctxflask.sessions import SecureCookieSessionInterface
 
     flask_app = flask.Flask(__name__)
     flask_app.secret_key = "shared secret"
