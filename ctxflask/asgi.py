@@ -15,6 +15,7 @@ import sys
 import typing as t
 from collections.abc import AsyncIterable
 from collections.abc import Callable
+from collections.abc import MutableMapping
 
 import anyio
 import anyio.to_thread
@@ -30,8 +31,8 @@ if t.TYPE_CHECKING:
     from .ctx import RequestContext
     from .wrappers import Response
 
-Scope = dict[str, t.Any]
-Message = dict[str, t.Any]
+Scope = MutableMapping[str, t.Any]
+Message = MutableMapping[str, t.Any]
 Receive = Callable[[], t.Awaitable[Message]]
 Send = Callable[[Message], t.Awaitable[None]]
 

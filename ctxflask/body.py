@@ -18,11 +18,12 @@ import typing as t
 from collections.abc import AsyncIterator
 from collections.abc import Awaitable
 from collections.abc import Callable
+from collections.abc import MutableMapping
 
 import anyio.from_thread
 from werkzeug.exceptions import ClientDisconnected
 
-Receive = Callable[[], Awaitable[dict[str, t.Any]]]
+Receive = Callable[[], Awaitable[MutableMapping[str, t.Any]]]
 
 #: Bodies received whole stay in memory up to this size, then move to a temporary file.
 SPOOL_MEMORY = 1024 * 1024

@@ -295,25 +295,25 @@ async def _call_asgi(
     status = 500
     headers = Headers()
     chunks: list[bytes] = []
-    complete = False
+    complete = anyio.Event()
 
     async def receive() -> dict[str, t.Any]:
         if messages:
             return messages.pop(0)
         # The request is over for the client only once the response is complete.
-        while not complete:
-            await anyio.sleep(0.001)
+        await complete.wait()
         return {"type": "http.disconnect"}
 
     async def send(message: dict[str, t.Any]) -> None:
-        nonlocal status, complete
+        nonlocal status
         if message["type"] == "http.response.start":
             status = message["status"]
             for name, value in message.get("headers", ()):
                 headers.add(name.decode("latin-1"), value.decode("latin-1"))
         elif message["type"] == "http.response.body":
             chunks.append(message.get("body", b""))
-            complete = not message.get("more_body", False)
+            if not message.get("more_body", False):
+                complete.set()
 
     await asgi(scope, receive, send)
     return status, headers, chunks
