@@ -1,10 +1,12 @@
 from __future__ import annotations
 
 import pytest
+import pytest_asyncio
 
 import ctxflask
 from ctxflask.globals import _cv_app
 from ctxflask.globals import _cv_request
+from ctxflask.testing import asgi_client
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -41,6 +43,14 @@ def entry_point(request: pytest.FixtureRequest) -> str:
 def client(app: ctxflask.Flask, entry_point: str):
     """The test client, once through the WSGI and once through the ASGI entry point."""
     return app.test_client(asgi=entry_point == "asgi")
+
+
+@pytest_asyncio.fixture
+async def async_client(app: ctxflask.Flask):
+    """An httpx client calling ``app.asgi`` in-process, for asyncio tests that send many
+    concurrent requests (``asyncio.gather``)."""
+    async with asgi_client(app) as client:
+        yield client
 
 
 @pytest.fixture
