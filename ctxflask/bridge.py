@@ -77,6 +77,34 @@ def call(fn: Callable[..., t.Any], /, *args: t.Any, **kwargs: t.Any) -> Invoke:
     return Invoke(fn, args, kwargs)
 
 
+class _Done:
+    """The steps ended with this value."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: t.Any) -> None:
+        self.value = value
+
+
+def _resume(
+    steps: Steps[t.Any],
+    ctx: contextvars.Context | None,
+    value: t.Any,
+    error: BaseException | None,
+) -> Invoke | _Done:
+    """Resume the steps inside ``ctx`` (``None``: the current context) with the result or
+    the exception of the callable they awaited; return the next request, or their end.
+    What the steps themselves raise propagates."""
+    try:
+        if ctx is None:
+            return steps.send(value) if error is None else steps.throw(error)
+        if error is None:
+            return ctx.run(steps.send, value)
+        return ctx.run(steps.throw, error)
+    except StopIteration as stop:
+        return _Done(stop.value)
+
+
 _async_cache: dict[Callable[..., t.Any], bool] = {}
 
 
@@ -265,24 +293,17 @@ def run_steps(steps: Steps[T], ctx: contextvars.Context | None = None) -> T:
     push and pop are the caller's (``app.preprocess_request()`` in a test, a ``with``
     block's pop); only async callables then run in a copy (see :func:`call_in`).
     """
-    value: t.Any = None
-    error: BaseException | None = None
-    while True:
+    outcome = _resume(steps, ctx, None, None)
+    while not isinstance(outcome, _Done):
+        value: t.Any = None
+        error: BaseException | None = None
         try:
-            if ctx is None:
-                invoke = steps.send(value) if error is None else steps.throw(error)
-            elif error is None:
-                invoke = ctx.run(steps.send, value)
-            else:
-                invoke = ctx.run(steps.throw, error)
-        except StopIteration as stop:
-            return t.cast(T, stop.value)
-        finally:
-            error = None
-        try:
-            value = call_in(ctx, invoke.fn, *invoke.args, **invoke.kwargs)
+            value = call_in(ctx, outcome.fn, *outcome.args, **outcome.kwargs)
         except BaseException as e:  # thrown into the steps, which decide
-            value, error = None, e
+            error = e
+        outcome = _resume(steps, ctx, value, error)
+        del error
+    return t.cast(T, outcome.value)
 
 
 # -- the async side: callables from the event loop --------------------------------------------
@@ -353,13 +374,6 @@ async def call_async(
     return t.cast(T, result)
 
 
-class _Done:
-    __slots__ = ("value",)
-
-    def __init__(self, value: t.Any) -> None:
-        self.value = value
-
-
 def _steps_in_thread(
     steps: Steps[t.Any], ctx: contextvars.Context, invoke: Invoke
 ) -> Invoke | _Done:
@@ -372,17 +386,11 @@ def _steps_in_thread(
             value = _call_sync_in_worker(invoke, ctx)
         except BaseException as e:
             error = e
-        try:
-            if error is None:
-                invoke = ctx.run(steps.send, value)
-            else:
-                invoke = ctx.run(steps.throw, error)
-        except StopIteration as stop:
-            return _Done(stop.value)
-        finally:
-            error = None
-        if is_async_callable(invoke.fn):
-            return invoke
+        outcome = _resume(steps, ctx, value, error)
+        del error
+        if isinstance(outcome, _Done) or is_async_callable(outcome.fn):
+            return outcome
+        invoke = outcome
 
 
 def _call_sync_in_worker(invoke: Invoke, ctx: contextvars.Context) -> t.Any:
@@ -413,33 +421,27 @@ async def run_steps_async(
     callable. ``before_async(invoke)``, if given, is awaited before each async callable;
     what it raises is thrown into the steps as if the callable had raised it.
     """
-    value: t.Any = None
-    error: BaseException | None = None
-    while True:
-        try:
-            if error is None:
-                invoke = ctx.run(steps.send, value)
-            else:
-                invoke = ctx.run(steps.throw, error)
-        except StopIteration as stop:
-            return t.cast(T, stop.value)
-        finally:
-            error = None
-        fn = invoke.fn
+    outcome = _resume(steps, ctx, None, None)
+    while not isinstance(outcome, _Done):
+        fn = outcome.fn
         if not is_async_callable(fn) and not _is_nonblocking(fn):
             # Exceptions the steps themselves raise in the thread propagate from here.
             outcome = await anyio.to_thread.run_sync(
-                _steps_in_thread, steps, ctx, invoke, limiter=limiter
+                _steps_in_thread, steps, ctx, outcome, limiter=limiter
             )
             if isinstance(outcome, _Done):
-                return t.cast(T, outcome.value)
-            invoke = outcome  # the steps now wait on an async callable
-            fn = invoke.fn
+                break
+            fn = outcome.fn  # the steps now wait on an async callable
+        value: t.Any = None
+        error: BaseException | None = None
         try:
             if before_async is not None and not _is_nonblocking(fn):
-                await before_async(invoke)
-            value = ctx.run(fn, *invoke.args, **invoke.kwargs)
+                await before_async(outcome)
+            value = ctx.run(fn, *outcome.args, **outcome.kwargs)
             if type(value) is types.CoroutineType:
                 value = await pinned(value, ctx)
         except BaseException as e:  # thrown into the steps, which decide
-            value, error = None, e
+            error = e
+        outcome = _resume(steps, ctx, value, error)
+        del error
+    return t.cast(T, outcome.value)

@@ -97,7 +97,29 @@ def _wrong_top(kind: str, popped: object, top: object | None) -> RuntimeError:
     )
 
 
-class AppContext:
+class _PushedInWith:
+    """``with ctx:`` pushes the context and pops it, with the exception if one was raised."""
+
+    def push(self) -> None:
+        raise NotImplementedError
+
+    def pop(self, exc: BaseException | None = _sentinel) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> t.Self:
+        self.push()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.pop(exc_value)
+
+
+class AppContext(_PushedInWith):
     """The application context: the app, ``g`` and an app-level URL adapter.
 
     It is active during every request, CLI command and lifespan hook, and wherever code
@@ -152,23 +174,11 @@ class AppContext:
         copy._torn_down = True
         return copy
 
-    def __enter__(self) -> AppContext:
-        self.push()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc_value: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.pop(exc_value)
-
     def __repr__(self) -> str:
         return f"<{type(self).__name__} of {self.app.name!r}>"
 
 
-class RequestContext:
+class RequestContext(_PushedInWith):
     """The request context: the request, its session, its URL adapter and flashed messages.
 
     Pushing it pushes an application context for its app when none is active for that app,
@@ -272,18 +282,6 @@ class RequestContext:
             _cv_request.reset(token)
             if app_ctx is not None:
                 await app_ctx._pop_steps(exc)
-
-    def __enter__(self) -> RequestContext:
-        self.push()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc_value: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.pop(exc_value)
 
     def __repr__(self) -> str:
         return (
