@@ -220,7 +220,7 @@ class RequestContext(_PushedInWith):
     def match_request(self) -> None:
         """Match the request against the URL map; a routing error is kept for dispatch."""
         try:
-            result = self.url_adapter.match(return_rule=True)  # type: ignore[union-attr]
+            result = self.app._match(self.url_adapter)  # type: ignore[arg-type]
             self.request.url_rule, view_args = result
             self.request.view_args = dict(view_args)
         except HTTPException as e:
