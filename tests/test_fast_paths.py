@@ -1,0 +1,87 @@
+"""The request path's shortcuts give what the general code would: route matches kept for
+rules without arguments, and response headers built without werkzeug's copy."""
+
+from __future__ import annotations
+
+import pytest
+from werkzeug.routing import Rule
+from werkzeug.test import EnvironBuilder
+
+from ctxflask import g
+from ctxflask import request
+from ctxflask.wrappers import Response
+from ctxflask.wrappers import response_headers
+
+
+def test_view_args_of_a_remembered_match_are_fresh_per_request(app, client):
+    @app.url_value_preprocessor
+    def take(endpoint, values):
+        g.taken = values.pop("lang", None) if values else None
+
+    @app.get("/fixed", defaults={"lang": "en"})
+    def fixed(lang=None):
+        return f"{g.taken}|{lang}|{request.view_args}"
+
+    # The second request must see the rule's defaults again, not the popped dict.
+    assert client.get("/fixed").text == "en|None|{}"
+    assert client.get("/fixed").text == "en|None|{}"
+
+
+def test_a_rule_added_later_to_the_map_is_matched(app, client):
+    @app.get("/<path:anything>")
+    def catch_all(anything):
+        return f"catch-all {anything}"
+
+    assert client.get("/later").text == "catch-all later"
+    app.url_map.add(Rule("/later", endpoint="later"))
+    app.view_functions["later"] = lambda: "the later rule"
+    assert client.get("/later").text == "the later rule"
+
+
+def test_matches_differ_by_method_and_host(app, client):
+    @app.get("/x")
+    def get_x():
+        return "get"
+
+    @app.post("/x")
+    def post_x():
+        return "post"
+
+    assert client.get("/x").text == "get"
+    assert client.post("/x").text == "post"
+    assert client.get("/x").text == "get"
+    assert client.put("/x").status_code == 405
+
+
+def test_rules_with_arguments_are_matched_every_time(app, client):
+    @app.get("/n/<int:n>")
+    def number(n):
+        return str(n)
+
+    assert [client.get(f"/n/{i}").text for i in range(3)] == ["0", "1", "2"]
+    assert app._static_matches == {}
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: Response("text"),
+        lambda: Response(b"bytes", status=201, headers={"X-A": "1"}),
+        lambda: Response(["a", "b"]),
+        lambda: Response(iter([b"streamed"])),
+        lambda: Response("moved", status=302, headers={"Location": "/elsewhere"}),
+        lambda: Response("x", headers={"Content-Location": "/über"}),
+        lambda: Response("gone", status=204),
+        lambda: Response(
+            "same", status=304, headers={"ETag": "x", "Content-Type": "a/b"}
+        ),
+        lambda: Response("early", status=101),
+        lambda: Response._from_bytes(b"fast"),
+    ],
+)
+def test_response_headers_equal_werkzeugs(make):
+    environ = EnvironBuilder("/here", base_url="http://example.test/app").get_environ()
+    assert (
+        response_headers(make(), environ)
+        == make().get_wsgi_headers(environ).to_wsgi_list()
+    )
