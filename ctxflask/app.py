@@ -201,7 +201,9 @@ class Flask(Scaffold):
         self.url_map = self.url_map_class(host_matching=host_matching)
         self.subdomain_matching = subdomain_matching
         self._got_first_request = False
-        self._static_matches: dict[tuple[t.Any, ...], tuple[Rule, dict[str, t.Any]]] = {}
+        self._static_matches: dict[
+            tuple[t.Any, ...], tuple[Rule, dict[str, t.Any]]
+        ] = {}
 
         if self.has_static_folder:
             if bool(static_host) != host_matching:

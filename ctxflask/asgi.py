@@ -259,32 +259,30 @@ class HTTPConnection:
         self, response: Response, error: BaseException | None
     ) -> None:
         """Send a generator's chunks as they come, inside the request's contexts; then
-        close it and tear down, once, however the stream ended."""
+        close it and tear down, once, however the stream ended: at its end, by an error,
+        or because the client went away (``http.disconnect``, or ``send`` failing)."""
         chunks = _Chunks(response, self.ctx, self.limiter)
+        failure: Exception | None = None
         try:
             await self.send(self._start_message(response))
-            if self._has_body(response):
+            if not self._has_body(response):
+                await self.send({"type": "http.response.body", "body": b""})
+            else:
                 async with anyio.create_task_group() as tg:
                     if self.body.complete:
                         tg.start_soon(self._cancel_on_disconnect, tg.cancel_scope)
-                    async for chunk in chunks:
-                        await self.send(
-                            {
-                                "type": "http.response.body",
-                                "body": chunk,
-                                "more_body": True,
-                            }
-                        )
-                    await self.send({"type": "http.response.body", "body": b""})
+                    # Failures are kept, not raised, inside the group: raised there they
+                    # would come out wrapped in an exception group.
+                    failure = await self._send_chunks(chunks)
                     tg.cancel_scope.cancel()
-            else:
-                await self.send({"type": "http.response.body", "body": b""})
         except OSError:
-            pass  # the client went away: the send failed
+            pass  # the client went away: the start could not be sent
         except BaseException as e:
             error = error or e
             raise
         finally:
+            if failure is not None and not isinstance(failure, OSError):
+                error = error or failure
             with anyio.CancelScope(shield=True):
                 try:
                     await chunks.aclose()
@@ -297,6 +295,20 @@ class HTTPConnection:
                         self.ctx,
                         self.limiter,
                     )
+        if failure is not None and not isinstance(failure, OSError):
+            # Headers went out: raising makes the server close the connection.
+            raise failure
+
+    async def _send_chunks(self, chunks: _Chunks) -> Exception | None:
+        try:
+            async for chunk in chunks:
+                await self.send(
+                    {"type": "http.response.body", "body": chunk, "more_body": True}
+                )
+            await self.send({"type": "http.response.body", "body": b""})
+        except Exception as e:  # the generator failed, or the send (client gone)
+            return e
+        return None
 
     async def _cancel_on_disconnect(self, scope: anyio.CancelScope) -> None:
         while True:

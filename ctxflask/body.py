@@ -15,7 +15,7 @@ from __future__ import annotations
 import io
 import tempfile
 import typing as t
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from collections.abc import Awaitable
 from collections.abc import Callable
 from collections.abc import MutableMapping
@@ -102,7 +102,7 @@ class ASGIBody(io.RawIOBase):
                 return
             self._put(chunk)
 
-    async def iter_chunks(self) -> AsyncIterator[bytes]:
+    async def iter_chunks(self) -> AsyncGenerator[bytes, None]:
         """Yield the body piece by piece as it arrives, without keeping it."""
         buffer = bytearray(64 * 1024)
         while size := self._take(buffer):

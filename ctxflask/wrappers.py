@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import typing as t
 from collections.abc import AsyncIterator
 
@@ -9,6 +11,7 @@ from werkzeug.datastructures import Headers
 from werkzeug.exceptions import BadRequest
 from werkzeug.exceptions import HTTPException
 from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.utils import cached_property
 from werkzeug.utils import get_content_type
 from werkzeug.wrappers import Request as _WerkzeugRequest
 from werkzeug.wrappers import Response as _WerkzeugResponse
@@ -134,11 +137,29 @@ class Request(_WerkzeugRequest):
         if limit is not None and declared is not None and declared > limit:
             raise RequestEntityTooLarge()
         received = 0
-        async for chunk in stream.iter_chunks():
-            received += len(chunk)
-            if limit is not None and received > limit:
-                raise RequestEntityTooLarge()
-            yield chunk
+        async with contextlib.aclosing(stream.iter_chunks()) as chunks:
+            async for chunk in chunks:
+                received += len(chunk)
+                if limit is not None and received > limit:
+                    raise RequestEntityTooLarge()
+                yield chunk
+
+    @cached_property
+    def stream(self) -> t.IO[bytes]:
+        """The body stream, limited by ``MAX_CONTENT_LENGTH``.
+
+        werkzeug's stream for a body without Content-Length (chunked) stops silently at
+        the limit; this one raises 413 as soon as the body passes it, under both entry
+        points.
+        """
+        limit = self.max_content_length
+        if (
+            limit is not None
+            and self.content_length is None
+            and self.environ.get("wsgi.input_terminated")
+        ):
+            return t.cast(t.IO[bytes], _BoundedBody(self.environ["wsgi.input"], limit))
+        return super().stream
 
     def on_json_loading_failed(self, e: ValueError | None) -> t.Any:
         """Called when the body is not valid JSON (400) or not JSON at all (415).
@@ -152,6 +173,32 @@ class Request(_WerkzeugRequest):
             if ctx is not None and ctx.app.debug:
                 raise
             raise BadRequest() from error
+
+
+class _BoundedBody(io.RawIOBase):
+    """A body without declared length, read to its end; 413 once it passes ``limit``."""
+
+    def __init__(self, stream: t.IO[bytes], limit: int) -> None:
+        super().__init__()
+        self._stream = stream
+        self._limit = limit
+        self._read = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: t.Any) -> int:
+        remaining = self._limit - self._read
+        if remaining <= 0:
+            # At the limit: one more byte means too large; none means the body ended.
+            if self._stream.read(1):
+                raise RequestEntityTooLarge()
+            return 0
+        data = self._stream.read(min(len(buffer), remaining))
+        size = len(data)
+        buffer[:size] = data
+        self._read += size
+        return size
 
 
 def _blueprint_chain(name: str) -> list[str]:
