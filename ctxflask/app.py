@@ -842,11 +842,26 @@ class Flask(Scaffold):
         """
         return ASGIApp(self)
 
+    @t.overload
     def __call__(
-        self, environ: WSGIEnvironment, start_response: StartResponse
-    ) -> cabc.Iterable[bytes]:
-        """The WSGI entry point: calls :meth:`wsgi_app`."""
-        return self.wsgi_app(environ, start_response)
+        self, environ: WSGIEnvironment, start_response: StartResponse, /
+    ) -> cabc.Iterable[bytes]: ...
+
+    @t.overload
+    def __call__(
+        self, scope: t.Any, receive: t.Any, send: t.Any, /
+    ) -> cabc.Awaitable[None]: ...
+
+    def __call__(self, *args: t.Any) -> t.Any:
+        """The WSGI entry point, ``app(environ, start_response)``: calls :meth:`wsgi_app`.
+
+        Called with ASGI's three arguments, ``app(scope, receive, send)``, it is the ASGI
+        entry point (:attr:`asgi`) instead, for servers whose loader takes only a plain
+        name: ``gunicorn -k asgi module:app``.
+        """
+        if len(args) == 3:
+            return self.asgi(*args)
+        return self.wsgi_app(*args)
 
     def run(
         self,

@@ -1,0 +1,1 @@
+"""The application that tests/test_servers.py serves with real servers."""
