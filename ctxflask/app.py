@@ -836,7 +836,8 @@ class Flask(Scaffold):
     @functools.cached_property
     def asgi(self) -> ASGIApp:
         """The ASGI 3 application of this app: ``uvicorn module:app.asgi``,
-        ``hypercorn module:app.asgi``, ``gunicorn -k uvicorn.workers.UvicornWorker``.
+        ``hypercorn module:app.asgi``. (gunicorn's ASGI worker loads plain names only:
+        ``gunicorn -k asgi module:app``, see :meth:`__call__`.)
 
         Assign to it to add ASGI middleware: ``app.asgi = Middleware(app.asgi)``.
         """
