@@ -30,6 +30,10 @@ def typing(session: nox.Session) -> None:
 @nox.session(python="3.11")
 def bench(session: nox.Session) -> None:
     """In-process per-request cost beside Flask (WSGI); ratios, medians of interleaved
-    rounds. Pass options after ``--``, e.g. ``nox -s bench -- --quick``."""
+    rounds. Pass options after ``--``, e.g. ``nox -s bench -- --quick``; a first word
+    ``asgi`` or ``server`` runs ``bench.asgi`` or ``bench.server`` instead, e.g.
+    ``nox -s bench -- asgi --quick``."""
     session.install("-e", ".[bench]")
-    session.run("python", "-m", "bench.inprocess", *session.posargs)
+    args = list(session.posargs)
+    module = args.pop(0) if args[:1] in (["asgi"], ["server"]) else "inprocess"
+    session.run("python", "-m", f"bench.{module}", *args)
