@@ -79,7 +79,8 @@ SERVERS: dict[str, list[str]] = {
         "5",
     ],
     # gunicorn's import of the app takes a name or a call, not ``app.asgi``
-    # (test_gunicorn_asgi_worker_takes_app_asgi): the module names it ``asgi_app``.
+    # (test_gunicorn_asgi_worker_takes_app_asgi): it gets the app object, which answers
+    # ASGI calls too.
     "gunicorn-asgi": [
         "gunicorn",
         "--no-control-socket",
@@ -93,7 +94,10 @@ SERVERS: dict[str, list[str]] = {
         "5",
         "--asgi-lifespan",
         "on",
-        "tests.serverapp.app:asgi_app",
+        # Idle connections outlive the test: no close racing a reused connection.
+        "--keep-alive",
+        "30",
+        "tests.serverapp.app:app",
     ],
     "gunicorn-gthread": [
         "gunicorn",
@@ -102,6 +106,8 @@ SERVERS: dict[str, list[str]] = {
         "gthread",
         "--threads",
         "8",
+        "--keep-alive",
+        "30",
         "--workers",
         "1",
         "--bind",
@@ -481,7 +487,9 @@ def test_uvicorn_takes_app_asgi_as_asgi3_and_runs_its_lifespan(tmp_path: Path):
     assert "Traceback" not in log
 
 
-def _serve_one_async_request(name: str, command: list[str], tmp_path: Path) -> httpx.Response:
+def _serve_one_async_request(
+    name: str, command: list[str], tmp_path: Path
+) -> httpx.Response:
     srv = Server(name, command, tmp_path)
     try:
         srv.wait_ready()
@@ -495,7 +503,9 @@ def test_gunicorn_asgi_worker_takes_the_app_object_itself(tmp_path: Path):
     """``gunicorn -k asgi module:app``: called with ASGI's three arguments, the app
     object is its own ASGI entry point."""
     command = [*SERVERS["gunicorn-asgi"][:-1], "tests.serverapp.app:app"]
-    response = _serve_one_async_request("gunicorn -k asgi module:app", command, tmp_path)
+    response = _serve_one_async_request(
+        "gunicorn -k asgi module:app", command, tmp_path
+    )
     assert response.status_code == 200
     assert response.headers["x-after-async"] == full("a4")
 
@@ -508,5 +518,7 @@ def test_gunicorn_asgi_worker_takes_the_app_object_itself(tmp_path: Path):
 def test_gunicorn_asgi_worker_takes_app_asgi(tmp_path: Path):
     """DESIGN.md section 7 names ``gunicorn -k asgi module:app.asgi``."""
     command = [*SERVERS["gunicorn-asgi"][:-1], "tests.serverapp.app:app.asgi"]
-    response = _serve_one_async_request("gunicorn -k asgi module:app.asgi", command, tmp_path)
+    response = _serve_one_async_request(
+        "gunicorn -k asgi module:app.asgi", command, tmp_path
+    )
     assert response.status_code == 200
