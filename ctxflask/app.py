@@ -73,6 +73,18 @@ T_shell_context_processor = t.TypeVar(
 )
 
 
+class URLMap(Map):
+    """werkzeug's ``Map``, counting its changes, so that remembered matches are forgotten
+    when rules are added."""
+
+    version = 0
+
+    def add(self, rulefactory: t.Any) -> None:
+        """Add a rule (or rule factory); see ``werkzeug.routing.Map.add``."""
+        super().add(rulefactory)
+        self.version += 1
+
+
 def _make_timedelta(value: t.Any) -> timedelta:
     if isinstance(value, timedelta):
         return value
@@ -104,7 +116,7 @@ class Flask(Scaffold):
     config_class = Config
     json_provider_class: type[JSONProvider] = DefaultJSONProvider
     url_rule_class = Rule
-    url_map_class = Map
+    url_map_class: type[Map] = URLMap
     test_client_class: type[FlaskClient] | None = None
     session_interface: SessionInterface = SecureCookieSessionInterface()
 
@@ -338,14 +350,16 @@ class Flask(Scaffold):
         arguments: for those, the same request line always gives the same match, and
         matching is a fifth of the cost of a small request. Bounded; forgotten when rules
         are added."""
-        url_map = self.url_map
+        version = getattr(self.url_map, "version", None)
+        if version is None:  # a map class that does not count its changes
+            return adapter.match(return_rule=True)
         key = (
             adapter.server_name,
             adapter.subdomain,
             adapter.path_info,
             adapter.default_method,
             adapter.websocket,
-            len(url_map._rules),
+            version,
         )
         cache = self._static_matches
         hit = cache.get(key)
@@ -897,23 +911,39 @@ def _wsgi_str(value: str | None) -> str | None:
     return value.encode("latin1").decode(errors="replace")
 
 
+_server_names: dict[tuple[t.Any, ...], tuple[str, str]] = {}
+
+
+def _server_name(request: Request) -> str:
+    """The request's host, validated by werkzeug (``request.host``), with its name
+    IDNA-encoded as ``Map.bind`` does. Both are remembered for the few hosts a server sees
+    (bounded: the Host header comes from clients)."""
+    if "host" in request.__dict__:  # already validated against TRUSTED_HOSTS
+        return _idna(request.host.lower())
+    key = (request.scheme, request.environ.get("HTTP_HOST"), request.server)
+    known = _server_names.get(key)
+    if known is None:
+        host = request.host
+        known = (host, _idna(host.lower()))
+        if len(_server_names) < 256:
+            _server_names[key] = known
+    request.__dict__["host"] = known[0]  # werkzeug's cached property, filled
+    return known[1]
+
+
 _idna_names: dict[str, str] = {}
 
 
 def _idna(host: str) -> str:
-    """``host`` with its name IDNA-encoded, as ``Map.bind`` does; remembered for the few
-    hosts a server sees (bounded: the Host header comes from clients)."""
-    try:
-        return _idna_names[host]
-    except KeyError:
-        pass
-    name, sep, port = host.partition(":")
-    try:
-        encoded = f"{name.encode('idna').decode('ascii')}{sep}{port}"
-    except UnicodeError as e:
-        raise BadHost() from e
-    if len(_idna_names) < 256:
-        _idna_names[host] = encoded
+    encoded = _idna_names.get(host)
+    if encoded is None:
+        name, sep, port = host.partition(":")
+        try:
+            encoded = f"{name.encode('idna').decode('ascii')}{sep}{port}"
+        except UnicodeError as e:
+            raise BadHost() from e
+        if len(_idna_names) < 256:
+            _idna_names[host] = encoded
     return encoded
 
 
@@ -931,7 +961,7 @@ def _bind_to_request(url_map: Map, request: Request) -> MapAdapter:
     path_info = _wsgi_str(environ.get("PATH_INFO"))
     return MapAdapter(
         url_map,
-        _idna(request.host.lower()),
+        _server_name(request),
         "/" if script_name is None else script_name,
         url_map.default_subdomain or "",
         scheme,

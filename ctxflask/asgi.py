@@ -57,7 +57,7 @@ class ASGIApp:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "http":
-            await HTTPConnection(self.app, scope, receive, send, self._limiter()).run()
+            await HTTPConnection(self.app, scope, receive, send, self._limiter).run()
         elif kind == "lifespan":
             await Lifespan(self.app, receive, send, self._limiter()).run()
         elif kind == "websocket":
@@ -76,7 +76,8 @@ class ASGIApp:
             )
 
     def _limiter(self) -> anyio.CapacityLimiter:
-        # One pool bound per app and event loop (limiters belong to a loop).
+        # One pool bound per app and event loop (limiters belong to a loop). Looked up
+        # only when a request has sync work: async-only requests never pay for it.
         try:
             limiters = _limiters.get()
         except LookupError:
@@ -93,7 +94,59 @@ class ASGIApp:
         return f"<ASGIApp of {self.app.name!r}>"
 
 
-def build_environ(scope: Scope, body: ASGIBody) -> dict[str, t.Any]:
+class _NoBody:
+    """The ``wsgi.input`` of a request without a body: nothing to receive."""
+
+    complete = True
+    content_length = 0
+
+    def read(self, size: int = -1) -> bytes:
+        return b""
+
+    def readline(self, size: int = -1) -> bytes:
+        return b""
+
+    def readinto(self, buffer: t.Any) -> int:
+        return 0
+
+    def close(self) -> None:
+        pass
+
+    async def receive_ahead(self, limit: int | None) -> None:
+        pass
+
+
+_NO_BODY = _NoBody()
+
+# Response header names and their ASGI form (bounded: views may make up names).
+_header_names: dict[str, bytes] = {}
+
+
+def _header_name(name: str) -> bytes:
+    raw = _header_names.get(name)
+    if raw is None:
+        raw = name.lower().encode("latin-1")
+        if len(_header_names) < 512:
+            _header_names[name] = raw
+    return raw
+
+
+# Header names seen so far and their environ keys (bounded: names come from clients).
+_environ_keys: dict[bytes, str] = {}
+
+
+def _environ_key(raw_name: bytes) -> str:
+    key = _environ_keys.get(raw_name)
+    if key is None:
+        key = raw_name.decode("latin-1").upper().replace("-", "_")
+        if key not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+            key = f"HTTP_{key}"
+        if len(_environ_keys) < 512:
+            _environ_keys[raw_name] = key
+    return key
+
+
+def build_environ(scope: Scope, body: t.Any) -> dict[str, t.Any]:
     """The WSGI environ of an ASGI ``http`` scope, with ``body`` as ``wsgi.input``."""
     root_path: str = scope.get("root_path", "")
     path: str = scope["path"]
@@ -124,10 +177,8 @@ def build_environ(scope: Scope, body: ASGIBody) -> dict[str, t.Any]:
     if client:
         environ["REMOTE_PORT"] = str(client[1])
     for raw_name, raw_value in scope.get("headers", ()):
-        name = raw_name.decode("latin-1").upper().replace("-", "_")
+        name = _environ_key(raw_name)
         value = raw_value.decode("latin-1")
-        if name not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
-            name = f"HTTP_{name}"
         if name in environ:
             separator = "; " if name == "HTTP_COOKIE" else ","
             value = f"{environ[name]}{separator}{value}"
@@ -171,17 +222,27 @@ class HTTPConnection:
         scope: Scope,
         receive: Receive,
         send: Send,
-        limiter: anyio.CapacityLimiter,
+        get_limiter: Callable[[], anyio.CapacityLimiter],
     ) -> None:
         self.app = app
         self.scope = scope
         self.receive = receive
         self.send = send
-        self.limiter = limiter
-        self.body = ASGIBody(receive, _content_length(scope))
+        self._get_limiter = get_limiter
+        self._limiter: anyio.CapacityLimiter | None = None
+        length = _content_length(scope)
+        self.body: ASGIBody | _NoBody = (
+            _NO_BODY if length == 0 else ASGIBody(receive, length)
+        )
         self.environ = build_environ(scope, self.body)
         self.ctx = contextvars.copy_context()
         self.req_ctx: RequestContext = self.ctx.run(app.request_context, self.environ)
+
+    def limiter(self) -> anyio.CapacityLimiter:
+        """The worker-thread pool bound, found on first use."""
+        if self._limiter is None:
+            self._limiter = self._get_limiter()
+        return self._limiter
 
     async def run(self) -> None:
         app, ctx, req_ctx = self.app, self.ctx, self.req_ctx
@@ -189,7 +250,9 @@ class HTTPConnection:
             pipeline.handle_request(app, req_ctx),
             ctx,
             self.limiter,
-            before_async=self._receive_body_for_async,
+            before_async=None
+            if self.body is _NO_BODY
+            else self._receive_body_for_async,
         )
         if finished:
             await self._send_complete(response)
@@ -210,9 +273,7 @@ class HTTPConnection:
         return {
             "type": "http.response.start",
             "status": response.status_code,
-            "headers": [
-                (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers
-            ],
+            "headers": [(_header_name(k), v.encode("latin-1")) for k, v in headers],
         }
 
     def _has_body(self, response: Response) -> bool:
@@ -238,7 +299,7 @@ class HTTPConnection:
         finally:
             if response._on_close or response.direct_passthrough:
                 await anyio.to_thread.run_sync(
-                    self.ctx.run, response.close, limiter=self.limiter
+                    self.ctx.run, response.close, limiter=self.limiter()
                 )
 
     async def _send_file(self, response: Response) -> None:
@@ -246,7 +307,7 @@ class HTTPConnection:
         iterator = iter(t.cast(t.Iterable[bytes], response.response))
         while True:
             chunk = await anyio.to_thread.run_sync(
-                next, iterator, None, limiter=self.limiter
+                next, iterator, None, limiter=self.limiter()
             )
             if chunk is None:
                 break
@@ -261,7 +322,7 @@ class HTTPConnection:
         """Send a generator's chunks as they come, inside the request's contexts; then
         close it and tear down, once, however the stream ended: at its end, by an error,
         or because the client went away (``http.disconnect``, or ``send`` failing)."""
-        chunks = _Chunks(response, self.ctx, self.limiter)
+        chunks = _Chunks(response, self.ctx, self.limiter())
         failure: Exception | None = None
         try:
             await self.send(self._start_message(response))
@@ -287,7 +348,7 @@ class HTTPConnection:
                 try:
                     await chunks.aclose()
                     await anyio.to_thread.run_sync(
-                        self.ctx.run, response.close, limiter=self.limiter
+                        self.ctx.run, response.close, limiter=self.limiter()
                     )
                 finally:
                     await bridge.run_steps_async(

@@ -316,17 +316,35 @@ class _Pinned:
     given context itself, not a copy, so the coroutine's context changes are kept.
     """
 
-    __slots__ = ("coro", "ctx")
+    __slots__ = ("coro", "ctx", "started")
 
-    def __init__(self, coro: Coroutine[t.Any, t.Any, t.Any], ctx: contextvars.Context):
+    _NOT_STARTED: t.Any = object()
+
+    def __init__(
+        self,
+        coro: Coroutine[t.Any, t.Any, t.Any],
+        ctx: contextvars.Context,
+        first_yield: t.Any = _NOT_STARTED,
+    ) -> None:
         self.coro = coro
         self.ctx = ctx
+        self.started = first_yield  # what the coroutine yielded, if it has begun
 
     def __await__(self) -> Generator[t.Any, t.Any, t.Any]:
         coro, run = self.coro, self.ctx.run
         value: t.Any = None
         error: BaseException | None = None
+        yielded = self.started
+        if yielded is self._NOT_STARTED:
+            try:
+                yielded = run(coro.send, None)
+            except StopIteration as stop:
+                return stop.value
         while True:
+            try:
+                value = yield yielded
+            except BaseException as e:  # cancellation and the like reach the coroutine
+                value, error = None, e
             try:
                 if error is None:
                     yielded = run(coro.send, value)
@@ -336,10 +354,6 @@ class _Pinned:
                 return stop.value
             finally:
                 error = None
-            try:
-                value = yield yielded
-            except BaseException as e:  # cancellation and the like reach the coroutine
-                value, error = None, e
 
 
 def pinned(coro: Coroutine[t.Any, t.Any, T], ctx: contextvars.Context) -> Awaitable[T]:
@@ -411,14 +425,15 @@ async def _await_pinned(
 async def run_steps_async(
     steps: Steps[T],
     ctx: contextvars.Context,
-    limiter: anyio.CapacityLimiter | None = None,
+    limiter: anyio.CapacityLimiter | Callable[[], anyio.CapacityLimiter] | None = None,
     before_async: Callable[[Invoke], Awaitable[None]] | None = None,
 ) -> T:
     """From async code: run pipeline steps to their end inside ``ctx``; return their result.
 
     Async callables are awaited on the loop; a run of sync callables, with the steps between
     them, goes to one worker thread (bounded by ``limiter``) and comes back at the next async
-    callable. ``before_async(invoke)``, if given, is awaited before each async callable;
+    callable (``limiter`` may be a function giving it, called at the first trip).
+    ``before_async(invoke)``, if given, is awaited before each async callable;
     what it raises is thrown into the steps as if the callable had raised it.
     """
     outcome = _resume(steps, ctx, None, None)
@@ -426,6 +441,8 @@ async def run_steps_async(
         fn = outcome.fn
         if not is_async_callable(fn) and not _is_nonblocking(fn):
             # Exceptions the steps themselves raise in the thread propagate from here.
+            if callable(limiter):
+                limiter = limiter()
             outcome = await anyio.to_thread.run_sync(
                 _steps_in_thread, steps, ctx, outcome, limiter=limiter
             )
@@ -439,7 +456,15 @@ async def run_steps_async(
                 await before_async(outcome)
             value = ctx.run(fn, *outcome.args, **outcome.kwargs)
             if type(value) is types.CoroutineType:
-                value = await pinned(value, ctx)
+                # Most coroutines of a view end without waiting: step once before
+                # pinning the rest to the request's context.
+                coro = value
+                try:
+                    yielded = ctx.run(coro.send, None)
+                except StopIteration as stop:
+                    value = stop.value
+                else:
+                    value = await _Pinned(coro, ctx, yielded)
         except BaseException as e:  # thrown into the steps, which decide
             error = e
         outcome = _resume(steps, ctx, value, error)

@@ -165,6 +165,23 @@ class AppContext(_PushedInWith):
         if appcontext_popped.receivers:
             await send_steps(appcontext_popped, self.app)
 
+    def _pop_at_once(self) -> bool:
+        """Pop now when no callback is due, as usual; ``False``: the steps must pop it."""
+        app = self.app
+        if appcontext_popped.receivers or (
+            not self._torn_down
+            and len(self._tokens) == 1
+            and (app.teardown_appcontext_funcs or appcontext_tearing_down.receivers)
+        ):
+            return False
+        top = _cv_app.get(None)
+        if top is not self:
+            raise _wrong_top("app", self, top)
+        if len(self._tokens) == 1:
+            self._torn_down = True
+        _cv_app.reset(self._tokens.pop())
+        return True
+
     def _copy(self) -> AppContext:
         """A context sharing this one's ``g``, for another thread or task; its pop does not
         run the teardown callbacks (this context's own pop does)."""
@@ -280,7 +297,7 @@ class RequestContext(_PushedInWith):
         finally:
             token, app_ctx = self._tokens.pop()
             _cv_request.reset(token)
-            if app_ctx is not None:
+            if app_ctx is not None and not app_ctx._pop_at_once():
                 await app_ctx._pop_steps(exc)
 
     def __repr__(self) -> str:

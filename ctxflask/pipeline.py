@@ -99,7 +99,9 @@ async def full_dispatch(app: Flask) -> Response:
         if request_started.receivers:
             await send_steps(request_started, app)
         rv = None
-        if _any(app.before_request_funcs) or _any(app.url_value_preprocessors):
+        if any(app.before_request_funcs.values()) or any(
+            app.url_value_preprocessors.values()
+        ):
             rv = await preprocess(app)
         if rv is None:
             rv = await dispatch(app)
@@ -120,7 +122,7 @@ async def finalize(
         ctx = _cv_request.get()
         if (
             ctx._after_request_functions
-            or _any(app.after_request_funcs)
+            or any(app.after_request_funcs.values())
             or ctx._session is not None
             or "HTTP_COOKIE" in ctx.request.environ
         ):
@@ -134,11 +136,6 @@ async def finalize(
             "Request finalizing failed with an error while handling an error"
         )
     return response
-
-
-def _any(funcs: dict[t.Any, list[t.Any]]) -> bool:
-    """Whether any callback is registered (a cheap check before a step)."""
-    return any(funcs.values())
 
 
 def _hook_keys(ctx: RequestContext) -> tuple[str | None, ...]:
@@ -293,7 +290,7 @@ async def _run_all(calls: Calls) -> None:
 async def teardown_request(app: Flask, exc: BaseException | None) -> None:
     """Run every ``teardown_request`` callback (blueprints' first, each list in reverse
     order of registration), then send ``request_tearing_down``."""
-    if not (_any(app.teardown_request_funcs) or request_tearing_down.receivers):
+    if not (any(app.teardown_request_funcs.values()) or request_tearing_down.receivers):
         return
     ctx = _cv_request.get()
     calls: Calls = [
