@@ -53,13 +53,16 @@ class ASGIApp:
 
     def __init__(self, app: Flask) -> None:
         self.app = app
+        #: Background tasks running now, in this process (lifespan shutdown waits).
+        self.running_tasks = 0
+        self._tasks_done: anyio.Event | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "http":
-            await HTTPConnection(self.app, scope, receive, send, self._limiter).run()
+            await HTTPConnection(self, scope, receive, send).run()
         elif kind == "lifespan":
-            await Lifespan(self.app, receive, send, self._limiter()).run()
+            await Lifespan(self, receive, send).run()
         elif kind == "websocket":
             await receive()  # websocket.connect
             await send(
@@ -217,18 +220,13 @@ class HTTPConnection:
     """One ``http`` scope: run the pipeline, send the response, tear down once."""
 
     def __init__(
-        self,
-        app: Flask,
-        scope: Scope,
-        receive: Receive,
-        send: Send,
-        get_limiter: Callable[[], anyio.CapacityLimiter],
+        self, asgi: ASGIApp, scope: Scope, receive: Receive, send: Send
     ) -> None:
-        self.app = app
+        self.asgi = asgi
+        self.app = app = asgi.app
         self.scope = scope
         self.receive = receive
         self.send = send
-        self._get_limiter = get_limiter
         self._limiter: anyio.CapacityLimiter | None = None
         length = _content_length(scope)
         self.body: ASGIBody | _NoBody = (
@@ -241,7 +239,7 @@ class HTTPConnection:
     def limiter(self) -> anyio.CapacityLimiter:
         """The worker-thread pool bound, found on first use."""
         if self._limiter is None:
-            self._limiter = self._get_limiter()
+            self._limiter = self.asgi._limiter()
         return self._limiter
 
     async def run(self) -> None:
@@ -258,6 +256,24 @@ class HTTPConnection:
             await self._send_complete(response)
         else:
             await self._send_streamed(response, error)
+        if req_ctx._background_tasks:
+            await self._run_background_tasks()
+
+    async def _run_background_tasks(self) -> None:
+        # After the last byte went out, in this request's task: the server's graceful
+        # shutdown waits for it, and lifespan shutdown for what is still running.
+        self.asgi.running_tasks += 1
+        try:
+            await bridge.run_steps_async(
+                pipeline.run_background_tasks(self.app, self.req_ctx),
+                self.ctx,
+                self.limiter,
+            )
+        finally:
+            self.asgi.running_tasks -= 1
+            done = self.asgi._tasks_done
+            if done is not None and not self.asgi.running_tasks:
+                done.set()
 
     async def _receive_body_for_async(self, invoke: bridge.Invoke) -> None:
         # An async step reads the body through sync accessors: it must be here first,
@@ -435,15 +451,15 @@ class _Chunks:
 
 class Lifespan:
     """The ``lifespan`` scope: ``before_serving`` at startup, ``after_serving`` at
-    shutdown, each in an app context; a failure is reported with its message."""
+    shutdown, each in an app context; a failure is reported with its message. Shutdown
+    first waits for running background tasks, up to ``BACKGROUND_TASK_SHUTDOWN_TIMEOUT``.
+    """
 
-    def __init__(
-        self, app: Flask, receive: Receive, send: Send, limiter: anyio.CapacityLimiter
-    ) -> None:
-        self.app = app
+    def __init__(self, asgi: ASGIApp, receive: Receive, send: Send) -> None:
+        self.asgi = asgi
+        self.app = asgi.app
         self.receive = receive
         self.send = send
-        self.limiter = limiter
 
     async def run(self) -> None:
         while True:
@@ -452,15 +468,30 @@ class Lifespan:
                 if not await self._serve(self.app.before_serving_funcs, "startup"):
                     return
             elif message["type"] == "lifespan.shutdown":
+                await self._wait_for_background_tasks()
                 await self._serve(self.app.after_serving_funcs, "shutdown")
                 return
+
+    async def _wait_for_background_tasks(self) -> None:
+        timeout = float(self.app.config.get("BACKGROUND_TASK_SHUTDOWN_TIMEOUT") or 0)
+        if self.asgi.running_tasks:
+            done = self.asgi._tasks_done = anyio.Event()
+            with anyio.move_on_after(timeout):
+                await done.wait()
+        if self.asgi.running_tasks:
+            logger.warning(
+                "Shutting down with %d background task(s) still running after %s s"
+                " (BACKGROUND_TASK_SHUTDOWN_TIMEOUT)",
+                self.asgi.running_tasks,
+                timeout,
+            )
 
     async def _serve(self, funcs: list[t.Any], phase: str) -> bool:
         try:
             await bridge.run_steps_async(
                 pipeline.run_in_app_context(self.app, funcs),
                 contextvars.copy_context(),
-                self.limiter,
+                self.asgi._limiter,
             )
         except BaseException as e:
             logger.exception("ctxflask %s failed", phase)

@@ -223,6 +223,12 @@ class RequestContext(_PushedInWith):
         self.flashes: list[tuple[str, str]] | None = None
         self._session: SessionMixin | None = session
         self._after_request_functions: list[AfterRequestCallable[t.Any]] = []
+        #: ``(contexts, fn, args, kwargs)`` to run once the response is sent.
+        self._background_tasks: list[
+            tuple[
+                list[t.Any], t.Callable[..., t.Any], tuple[t.Any, ...], dict[str, t.Any]
+            ]
+        ] = []
         self._tokens: list[
             tuple[contextvars.Token[RequestContext], AppContext | None]
         ] = []

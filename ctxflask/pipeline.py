@@ -254,6 +254,25 @@ async def handle_exception(app: Flask, e: Exception) -> Response:
     return await finalize(app, server_error, from_error_handler=True)
 
 
+async def run_background_tasks(app: Flask, ctx: RequestContext) -> None:
+    """Run the request's background tasks, in order, each with fresh copies of the
+    contexts it was added in. A failure is logged and the next task runs."""
+    from .ctx import _fresh_copies
+
+    tasks, ctx._background_tasks = ctx._background_tasks, []
+    for contexts, fn, args, kwargs in tasks:
+        copies = _fresh_copies(contexts)
+        for copy in copies:
+            copy.push()
+        try:
+            await call(fn, *args, **kwargs)
+        except Exception:
+            app.logger.exception("Background task %r failed", fn)
+        finally:
+            for copy in reversed(copies):
+                await copy._pop_steps(None)
+
+
 async def run_in_app_context(app: Flask, funcs: t.Iterable[t.Any]) -> None:
     """Call each of ``funcs`` in turn inside a new app context (``before_serving``,
     ``after_serving``); the context is popped, with its teardown, whatever happens."""

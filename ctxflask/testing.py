@@ -154,11 +154,18 @@ class FlaskClient(Client):
     def open(
         self,
         *args: t.Any,
-        buffered: bool = False,
+        buffered: bool = True,
         follow_redirects: bool = False,
         **kwargs: t.Any,
     ) -> TestResponse:
-        """Send a request to the app; see ``werkzeug.test.Client.open``."""
+        """Send a request to the app; see ``werkzeug.test.Client.open``.
+
+        Unlike werkzeug's client, it reads the response whole and closes it by default,
+        as a server does: a streamed body runs to its end, and the teardown callbacks and
+        background tasks (which run once the response is sent) have run when this
+        returns. Pass ``buffered=False`` to iterate a stream yourself; the request then
+        ends when the response is closed.
+        """
         if args and isinstance(
             args[0], (werkzeug.test.EnvironBuilder, dict, BaseRequest)
         ):

@@ -87,20 +87,37 @@ def serve(
     # The contexts are popped: what is left is sending a body already made.
     headers = ctx.run(response_headers, response, environ)
     code = response.status_code
-    if environ["REQUEST_METHOD"] == "HEAD" or 100 <= code < 200 or code in (204, 304):
-        start_response(response.status, headers)
-        ctx.run(response.close)
-        return ()
     start_response(response.status, headers)
-    if response.direct_passthrough:
+    body: t.Any
+    if environ["REQUEST_METHOD"] == "HEAD" or 100 <= code < 200 or code in (204, 304):
+        body = []
+    elif response.direct_passthrough:
         # A file wrapper, returned as is so that the server may use sendfile.
-        return response.response  # type: ignore[return-value]
-    body = response.response
-    if not (type(body) is list and len(body) == 1 and type(body[0]) is bytes):
-        body = [c.encode() if isinstance(c, str) else c for c in body]
-    if response._on_close:
-        return ClosingIterator(body, lambda: ctx.run(response.close))
-    return body
+        body = response.response
+    else:
+        body = response.response
+        if not (type(body) is list and len(body) == 1 and type(body[0]) is bytes):
+            body = [c.encode() if isinstance(c, str) else c for c in body]
+        if not response._on_close and not req_ctx._background_tasks:
+            return t.cast(list[bytes], body)
+
+    def close() -> None:
+        # The server calls this once the response is sent.
+        try:
+            ctx.run(response.close)
+        finally:
+            _run_background_tasks(app, req_ctx, ctx)
+
+    if response.direct_passthrough and not req_ctx._background_tasks:
+        return t.cast(cabc.Iterable[bytes], body)
+    return ClosingIterator(body, close)
+
+
+def _run_background_tasks(
+    app: Flask, req_ctx: RequestContext, ctx: contextvars.Context
+) -> None:
+    if req_ctx._background_tasks:
+        bridge.run_steps(pipeline.run_background_tasks(app, req_ctx), ctx)
 
 
 def _start_streaming(
@@ -191,6 +208,9 @@ class _StreamedBody:
             self._error = self._error or e
             raise
         finally:
-            bridge.run_steps(
-                pipeline.finish_request(self._app, self._req_ctx, self._error), ctx
-            )
+            try:
+                bridge.run_steps(
+                    pipeline.finish_request(self._app, self._req_ctx, self._error), ctx
+                )
+            finally:
+                _run_background_tasks(self._app, self._req_ctx, ctx)
