@@ -157,6 +157,8 @@ class Flask(Scaffold):
             "TEMPLATES_AUTO_RELOAD": None,
             "MAX_COOKIE_SIZE": 4093,
             "PROVIDE_AUTOMATIC_OPTIONS": True,
+            "BACKGROUND_TASK_SHUTDOWN_TIMEOUT": 5,
+            "WORKER_THREADS": 40,
         }
     )
 
@@ -764,6 +766,26 @@ class Flask(Scaffold):
             return bridge.call_in(None, func, *args, **kwargs)
 
         return wrapper
+
+    def add_background_task(self, fn: Callable[..., t.Any], /, *args: t.Any, **kwargs: t.Any) -> None:
+        """Run ``fn(*args, **kwargs)`` (sync or async) once the current request's
+        response is sent, with copies of the request's contexts: ``request``, ``g`` and
+        ``current_app`` are readable there, but the session is no longer saved.
+
+        Under ASGI it runs in the request's task after the last byte went out (sync
+        functions in a worker thread), and lifespan shutdown waits for running tasks up to
+        ``BACKGROUND_TASK_SHUTDOWN_TIMEOUT`` seconds; under WSGI it runs when the server
+        closes the response, before the worker takes its next request. A task that raises
+        is logged to :attr:`logger`; the response is not affected.
+        """
+        req_ctx = _cv_request.get(None)
+        if req_ctx is None:
+            raise RuntimeError(
+                "'add_background_task' can only be used while a request is handled.\n\n"
+                "A background task runs after the current request's response is sent, and"
+                " no request is active. Fix: call it from a view or a hook."
+            )
+        req_ctx._background_tasks.append(([_cv_app.get(), req_ctx], fn, args, kwargs))
 
     # -- sessions ------------------------------------------------------------------------
 
