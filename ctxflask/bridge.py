@@ -229,6 +229,24 @@ def run_awaitable(make: Callable[[], Awaitable[T]], ctx: contextvars.Context) ->
     return _helper_pool().submit(_run_on_thread_loop, make, ctx).result()
 
 
+def cancel_leftover_tasks() -> list[asyncio.Task[t.Any]]:
+    """Cancel the tasks still pending on this thread's event loop, and let them finish.
+
+    Under WSGI the loop runs only while an async step runs: a task a step started and did
+    not await would otherwise stay frozen until some later request on this thread runs
+    the loop again, in that request's middle. Returns the tasks that were cancelled.
+    """
+    loop = _thread_loop.loop
+    if loop is None or loop.is_closed() or loop.is_running():
+        return []
+    pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
+    if pending:
+        for task in pending:
+            task.cancel()
+        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+    return pending
+
+
 def _call_sync(
     fn: Callable[..., t.Any],
     args: tuple[t.Any, ...],

@@ -84,6 +84,7 @@ def serve(
         return _start_streaming(
             app, req_ctx, ctx, response, error, environ, start_response
         )
+    _end_leftover_tasks(app)
     # The contexts are popped: what is left is sending a body already made.
     headers = ctx.run(response_headers, response, environ)
     code = response.status_code
@@ -111,6 +112,21 @@ def serve(
     if response.direct_passthrough and not req_ctx._background_tasks:
         return t.cast(cabc.Iterable[bytes], body)
     return ClosingIterator(body, close)
+
+
+def _end_leftover_tasks(app: Flask) -> None:
+    """Cancel the tasks the request's async steps started and left running: the thread's
+    event loop stops with the request (work meant to outlive it belongs in
+    ``app.add_background_task``)."""
+    cancelled = bridge.cancel_leftover_tasks()
+    if cancelled:
+        app.logger.warning(
+            "Cancelled %d task(s) still running when the request ended (under WSGI the"
+            " event loop runs only during async steps; use app.add_background_task for work"
+            " after the response): %s",
+            len(cancelled),
+            ", ".join(repr(task.get_coro()) for task in cancelled),
+        )
 
 
 def _run_background_tasks(
@@ -213,4 +229,16 @@ class _StreamedBody:
                     pipeline.finish_request(self._app, self._req_ctx, self._error), ctx
                 )
             finally:
+                _end_leftover_tasks(self._app)
                 _run_background_tasks(self._app, self._req_ctx, ctx)
+
+    def __del__(self) -> None:
+        # A server or client that dropped the body without closing it: the request
+        # still ends, once, wherever the collector runs.
+        if not self._closed:
+            try:
+                self.close()
+            except Exception:
+                self._app.logger.exception(
+                    "Closing an abandoned streamed response failed"
+                )
