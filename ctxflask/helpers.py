@@ -220,6 +220,17 @@ def flash(message: str, category: str = "message") -> None:
         )
 
 
+def get_template_attribute(template_name: str, attribute: str) -> t.Any:
+    """A macro or variable a template defines, to use from Python:
+    ``get_template_attribute("_macros.html", "hello")("World")``.
+
+    :param template_name: the template's name, as for ``render_template``.
+    :param attribute: the name of the macro or variable.
+    """
+    template = current_app.jinja_env.get_template(template_name)
+    return getattr(template.module, attribute)
+
+
 def get_flashed_messages(
     with_categories: bool = False, category_filter: t.Iterable[str] = ()
 ) -> list[str] | list[tuple[str, str]]:
