@@ -1,0 +1,1093 @@
+"""The ``ctxflask`` command line (Flask's ``flask`` command): finding the app, commands that
+run inside its application context, and the ``run``, ``routes`` and ``shell`` commands.
+
+``ctxflask --app module:name run`` serves the app with werkzeug's development server (WSGI),
+or with uvicorn (``run --asgi``, through ``app.asgi``). Command callbacks may be ``def`` or
+``async def``: async ones run through the bridge, in the command's application context.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import importlib
+import importlib.metadata
+import importlib.util
+import inspect
+import os
+import platform
+import re
+import sys
+import traceback
+import typing as t
+from collections.abc import Callable
+from operator import itemgetter
+from types import ModuleType
+
+import click
+from click.core import ParameterSource
+
+from . import bridge
+from .globals import _cv_app
+from .globals import current_app
+from .helpers import get_debug_flag
+from .helpers import get_load_dotenv
+
+if t.TYPE_CHECKING:
+    import ssl
+
+    from _typeshed.wsgi import StartResponse
+    from _typeshed.wsgi import WSGIApplication
+    from _typeshed.wsgi import WSGIEnvironment
+
+    from .app import Flask
+    from .asgi import ASGIApp
+
+F = t.TypeVar("F", bound=Callable[..., t.Any])
+
+#: The dotenv files loaded by default, lowest precedence first (a given ``--env-file``
+#: comes after them). Flask's ``.flaskenv`` is read so that a Flask project keeps working.
+DEFAULT_DOTENV_FILES = (".flaskenv", ".ctxflaskenv", ".env")
+
+#: Set while a ``ctxflask`` command runs: ``app.run()`` then does nothing (a module that
+#: calls it at import time would otherwise block the command).
+RUN_FROM_CLI_ENV = "CTXFLASK_RUN_FROM_CLI"
+
+
+class NoAppException(click.UsageError):
+    """The application could not be found or loaded."""
+
+
+# -- finding the application ------------------------------------------------------------
+
+
+def _flask_class() -> type[Flask]:
+    from .app import Flask
+
+    return Flask
+
+
+def _call_factory(
+    factory: Callable[..., t.Any],
+    args: t.Sequence[t.Any],
+    kwargs: t.Mapping[str, t.Any],
+    module: ModuleType,
+    given_as: str,
+) -> t.Any:
+    """Call an app factory (sync or async); arguments it cannot take are a
+    :class:`NoAppException`, while a ``TypeError`` raised inside it propagates."""
+    try:
+        inspect.signature(factory).bind(*args, **kwargs)
+    except TypeError as e:
+        raise NoAppException(
+            f"Could not call the app factory {given_as!r} of module"
+            f" {module.__name__!r}: {e}.\nFix: pass its arguments in the import path,"
+            f" '{module.__name__}:{factory.__name__}(args)'."
+        ) from e
+    return bridge.call_in(None, factory, *args, **kwargs)
+
+
+def find_best_app(module: ModuleType) -> Flask:
+    """Find the application in ``module``: an app named ``app`` or ``application``, else
+    the only app in the module, else the app returned by a ``create_app`` or ``make_app``
+    factory called without arguments.
+
+    :raises NoAppException: when none, or more than one, is found.
+    """
+    flask_class = _flask_class()
+    for name in ("app", "application"):
+        candidate = getattr(module, name, None)
+        if isinstance(candidate, flask_class):
+            return candidate
+
+    apps = [v for v in vars(module).values() if isinstance(v, flask_class)]
+    if len(apps) == 1:
+        return apps[0]
+    if len(apps) > 1:
+        raise NoAppException(
+            f"Found {len(apps)} applications in module {module.__name__!r}, and none"
+            " named 'app' or 'application'.\nFix: name the one to use,"
+            f" '--app {module.__name__}:name'."
+        )
+
+    for name in ("create_app", "make_app"):
+        factory = getattr(module, name, None)
+        if inspect.isfunction(factory):
+            app = _call_factory(factory, (), {}, module, name)
+            if isinstance(app, flask_class):
+                return app
+
+    raise NoAppException(
+        f"Found no application or factory in module {module.__name__!r}: no app"
+        " instance, and no 'create_app' or 'make_app' function returning one.\nFix: name"
+        f" it, '--app {module.__name__}:name' or '--app {module.__name__}:factory(args)'."
+    )
+
+
+def _parse_app_name(app_name: str) -> tuple[str, list[t.Any], dict[str, t.Any], bool]:
+    """``name`` or ``name(literal args)``: the name, the arguments, whether it is a call."""
+    try:
+        expr = ast.parse(app_name.strip(), mode="eval").body
+    except SyntaxError:
+        raise NoAppException(
+            f"Could not parse {app_name!r} as a name or a function call.\nFix: give"
+            " 'module:name' or 'module:factory(args)'."
+        ) from None
+    if isinstance(expr, ast.Name):
+        return expr.id, [], {}, False
+    if not isinstance(expr, ast.Call):
+        raise NoAppException(
+            f"Could not parse {app_name!r} as a name or a function call.\nFix: give"
+            " 'module:name' or 'module:factory(args)'."
+        )
+    if not isinstance(expr.func, ast.Name):
+        raise NoAppException(
+            f"The factory in {app_name!r} must be a plain name of the module, not an"
+            " expression."
+        )
+    try:
+        args = [ast.literal_eval(arg) for arg in expr.args]
+        kwargs = {
+            kw.arg: ast.literal_eval(kw.value)
+            for kw in expr.keywords
+            if kw.arg is not None
+        }
+    except ValueError:
+        raise NoAppException(
+            f"The arguments in {app_name!r} must be Python literals (strings, numbers,"
+            " lists, ...)."
+        ) from None
+    return expr.func.id, args, kwargs, True
+
+
+def find_app_by_string(module: ModuleType, app_name: str) -> Flask:
+    """Find the application named by ``app_name`` in ``module``: an attribute
+    (``app``), or a factory to call, with literal arguments (``create_app("dev")``)."""
+    flask_class = _flask_class()
+    name, args, kwargs, is_call = _parse_app_name(app_name)
+    try:
+        attr = getattr(module, name)
+    except AttributeError as e:
+        raise NoAppException(
+            f"Module {module.__name__!r} has no attribute {name!r}."
+        ) from e
+    if inspect.isfunction(attr):
+        app = _call_factory(attr, args, kwargs, module, app_name)
+    elif is_call:
+        raise NoAppException(
+            f"{name!r} in module {module.__name__!r} is not a function, so it cannot be"
+            f" called as {app_name!r}."
+        )
+    else:
+        app = attr
+    if isinstance(app, flask_class):
+        return app
+    raise NoAppException(
+        f"'{module.__name__}:{app_name}' is a {type(app).__name__}, not a ctxflask"
+        " application."
+    )
+
+
+def prepare_import(path: str) -> str:
+    """Turn a file or folder path (``src/project/app.py``) into a module name to import
+    (``project.app``), adding the folder that holds its top package to ``sys.path``.
+
+    A dotted module name (``project.app``) is returned as is, with the working directory
+    added to ``sys.path``.
+    """
+    path = os.path.realpath(path)
+    base, ext = os.path.splitext(path)
+    if ext == ".py":
+        path = base
+    if os.path.basename(path) == "__init__":
+        path = os.path.dirname(path)
+    parts: list[str] = []
+    # Walk up while the folder is a package, to import the module by its full name.
+    while True:
+        path, name = os.path.split(path)
+        parts.append(name)
+        if not os.path.exists(os.path.join(path, "__init__.py")):
+            break
+    if not sys.path or sys.path[0] != path:
+        sys.path.insert(0, path)
+    return ".".join(reversed(parts))
+
+
+@t.overload
+def locate_app(
+    module_name: str, app_name: str | None, raise_if_not_found: t.Literal[True] = True
+) -> Flask: ...
+
+
+@t.overload
+def locate_app(
+    module_name: str, app_name: str | None, raise_if_not_found: bool
+) -> Flask | None: ...
+
+
+def locate_app(
+    module_name: str, app_name: str | None, raise_if_not_found: bool = True
+) -> Flask | None:
+    """Import ``module_name`` and find the application in it (by ``app_name``, or with
+    :func:`find_best_app`).
+
+    :param raise_if_not_found: when false, a module that does not exist gives ``None``.
+    :raises NoAppException: when the module is missing, fails to import, or holds no app.
+    """
+    try:
+        importlib.import_module(module_name)
+    except ModuleNotFoundError as e:
+        missing = e.name or ""
+        if module_name == missing or module_name.startswith(f"{missing}."):
+            if not raise_if_not_found:
+                return None
+            raise NoAppException(
+                f"Could not import {module_name!r}: no such module.\nFix: run the command"
+                " from the folder that holds it, or give a file path to '--app'."
+            ) from None
+        raise NoAppException(
+            f"Importing {module_name!r} raised an ImportError:\n\n{traceback.format_exc()}"
+        ) from None
+    except ImportError:
+        raise NoAppException(
+            f"Importing {module_name!r} raised an ImportError:\n\n{traceback.format_exc()}"
+        ) from None
+    module = sys.modules[module_name]
+    if app_name is None:
+        return find_best_app(module)
+    return find_app_by_string(module, app_name)
+
+
+def _split_import_path(value: str) -> tuple[str, str | None]:
+    """``module:name`` into its two parts; the colon of a Windows drive (``C:\\``) is part
+    of the module's path."""
+    parts = re.split(r":(?![\\/])", value, maxsplit=1)
+    return parts[0], (parts[1] if len(parts) == 2 else None)
+
+
+class ScriptInfo:
+    """What a command needs to load the application, passed as click's context object.
+
+    :param app_import_path: ``module:name``, a file path, or ``None`` to look for
+        ``wsgi.py`` or ``app.py`` in the working directory.
+    :param create_app: a callable returning the app (sync or async), used instead of the
+        import path.
+    :param set_debug_flag: set the app's debug flag from ``CTXFLASK_DEBUG``/``FLASK_DEBUG``
+        (which ``--debug`` sets).
+    :param load_dotenv_defaults: whether the default dotenv files are to be loaded
+        (``ScriptInfo`` itself loads nothing); false when ``CTXFLASK_SKIP_DOTENV`` is set.
+    """
+
+    def __init__(
+        self,
+        app_import_path: str | None = None,
+        create_app: Callable[..., Flask] | None = None,
+        set_debug_flag: bool = True,
+        load_dotenv_defaults: bool = True,
+    ) -> None:
+        self.app_import_path = app_import_path
+        self.create_app = create_app
+        #: Free storage for data to share between commands and callbacks.
+        self.data: dict[t.Any, t.Any] = {}
+        self.set_debug_flag = set_debug_flag
+        self.load_dotenv_defaults = get_load_dotenv(load_dotenv_defaults)
+        self._loaded_app: Flask | None = None
+
+    def load_app(self) -> Flask:
+        """Load the application (once; later calls return the same app).
+
+        :raises NoAppException: when it cannot be found or loaded.
+        """
+        if self._loaded_app is not None:
+            return self._loaded_app
+        app: Flask | None = None
+        if self.create_app is not None:
+            app = bridge.call_in(None, self.create_app)
+        elif self.app_import_path:
+            path, name = _split_import_path(self.app_import_path)
+            app = locate_app(prepare_import(path), name)
+        else:
+            for filename in ("wsgi.py", "app.py"):
+                app = locate_app(
+                    prepare_import(filename), None, raise_if_not_found=False
+                )
+                if app is not None:
+                    break
+        if app is None:
+            raise NoAppException(
+                "Could not locate a ctxflask application.\nFix: use the 'ctxflask --app'"
+                " option, the 'CTXFLASK_APP' (or 'FLASK_APP') environment variable, or a"
+                " 'wsgi.py' or 'app.py' file in the current directory."
+            )
+        if self.set_debug_flag:
+            app.debug = get_debug_flag()
+        self._loaded_app = app
+        return app
+
+
+#: Decorate a command callback to receive the :class:`ScriptInfo` as first argument.
+pass_script_info = click.make_pass_decorator(ScriptInfo, ensure=True)
+
+
+# -- commands in an application context -------------------------------------------------
+
+
+def _sync_callback(f: F) -> F:
+    """``f`` itself if sync; an async ``f`` wrapped to run through the bridge, in the
+    caller's context (so with the command's application context)."""
+    if not bridge.is_async_callable(f):
+        return f
+
+    @functools.wraps(f)
+    def run(*args: t.Any, **kwargs: t.Any) -> t.Any:
+        return bridge.call_in(None, f, *args, **kwargs)
+
+    return t.cast(F, run)
+
+
+def with_appcontext(f: F) -> F:
+    """Run a command callback (sync or async) inside the application's context, loading
+    the app through the :class:`ScriptInfo` if no app context is active.
+
+    Commands of ``app.cli`` (an :class:`AppGroup`) get this already.
+    """
+    callback = _sync_callback(f)
+
+    @click.pass_context
+    def decorator(ctx: click.Context, /, *args: t.Any, **kwargs: t.Any) -> t.Any:
+        if _cv_app.get(None) is None:
+            app = ctx.ensure_object(ScriptInfo).load_app()
+            ctx.with_resource(app.app_context())
+        return ctx.invoke(callback, *args, **kwargs)
+
+    return t.cast(F, functools.update_wrapper(decorator, f))
+
+
+class AppGroup(click.Group):
+    """A click group whose :meth:`command` wraps callbacks in :func:`with_appcontext`
+    and whose :meth:`group` makes more ``AppGroup`` groups. Async callbacks (commands and
+    groups) run through the bridge. ``app.cli`` is one."""
+
+    def command(  # type: ignore[override]
+        self, *args: t.Any, **kwargs: t.Any
+    ) -> Callable[[Callable[..., t.Any]], click.Command]:
+        """click's ``Group.command``, with the callback run in the app context unless
+        ``with_appcontext=False`` is passed."""
+        wrap = kwargs.pop("with_appcontext", True)
+
+        def decorator(f: Callable[..., t.Any]) -> click.Command:
+            if wrap:
+                f = with_appcontext(f)
+            return super(AppGroup, self).command(*args, **kwargs)(f)  # type: ignore[no-any-return]
+
+        return decorator
+
+    def group(  # type: ignore[override]
+        self, *args: t.Any, **kwargs: t.Any
+    ) -> Callable[[Callable[..., t.Any]], click.Group]:
+        """click's ``Group.group``, making an :class:`AppGroup` by default."""
+        kwargs.setdefault("cls", AppGroup)
+        return super().group(*args, **kwargs)  # type: ignore[no-any-return]
+
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        """Add a command, its async callback wrapped to run through the bridge."""
+        if cmd.callback is not None:
+            cmd.callback = _sync_callback(cmd.callback)
+        super().add_command(cmd, name)
+
+
+# -- the ctxflask group: options and app loading ----------------------------------------
+
+
+class _Option(click.Option):
+    """A click option whose automatic environment variable (``CTXFLASK_RUN_PORT``) falls
+    back to Flask's name for it (``FLASK_RUN_PORT``): a Flask project's environment and
+    ``.flaskenv`` keep working."""
+
+    def resolve_envvar_value(self, ctx: click.Context) -> str | None:
+        rv = super().resolve_envvar_value(ctx)
+        if rv is not None or not self.allow_from_autoenv or not self.name:
+            return rv
+        prefix = ctx.auto_envvar_prefix or ""
+        if prefix == "CTXFLASK" or prefix.startswith("CTXFLASK_"):
+            return os.environ.get(f"{prefix[3:]}_{self.name.upper()}") or None
+        return None
+
+
+def _version(ctx: click.Context, param: click.Parameter, value: t.Any) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    click.echo(
+        f"Python {platform.python_version()}\n"
+        f"ctxflask {importlib.metadata.version('ctxflask')}\n"
+        f"Werkzeug {importlib.metadata.version('werkzeug')}",
+        color=ctx.color,
+    )
+    ctx.exit()
+
+
+version_option = _Option(
+    ["--version"],
+    help="Show the ctxflask version.",
+    expose_value=False,
+    callback=_version,
+    is_flag=True,
+    is_eager=True,
+)
+
+
+def _set_app(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        ctx.ensure_object(ScriptInfo).app_import_path = value
+
+
+# Eager, so the app's commands show in --help. --help is eager too: this one must come
+# before it in the parameters.
+_app_option = _Option(
+    ["-A", "--app"],
+    metavar="IMPORT",
+    envvar=["CTXFLASK_APP", "FLASK_APP"],
+    help=(
+        "The application or factory to load, as 'module:name'. The module may be a"
+        " dotted import or a file path. The name may be left out if it is 'app',"
+        " 'application', 'create_app' or 'make_app', and may be 'name(args)' to call a"
+        " factory with arguments. [env: CTXFLASK_APP, FLASK_APP]"
+    ),
+    is_eager=True,
+    expose_value=False,
+    callback=_set_app,
+)
+
+
+def _set_debug(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    source = ctx.get_parameter_source(param.name or "debug")
+    if source in (None, ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP):
+        return  # not given: the environment decides
+    # Through the environment, so an app factory sees it (get_debug_flag) as it runs.
+    os.environ["CTXFLASK_DEBUG"] = "1" if value else "0"
+
+
+_debug_option = _Option(
+    ["--debug/--no-debug"],
+    help="Set debug mode (CTXFLASK_DEBUG).",
+    expose_value=False,
+    callback=_set_debug,
+)
+
+
+def _load_env_file(
+    ctx: click.Context, param: click.Parameter, value: str | None
+) -> str | None:
+    if value is not None:
+        try:
+            import dotenv  # noqa: F401
+        except ImportError:
+            raise click.BadParameter(
+                "python-dotenv is needed to load an env file, and it is not installed."
+                " Fix: pip install 'ctxflask[dotenv]'.",
+                ctx=ctx,
+                param=param,
+            ) from None
+    info = ctx.ensure_object(ScriptInfo)
+    if value is not None or info.load_dotenv_defaults:
+        load_dotenv(value, load_defaults=info.load_dotenv_defaults)
+    return value
+
+
+# Eager and first, so the variables it sets are there for the other options.
+_env_file_option = _Option(
+    ["-e", "--env-file"],
+    type=click.Path(exists=True, dir_okay=False),
+    envvar=["CTXFLASK_ENV_FILE", "FLASK_ENV_FILE"],
+    help=(
+        "Load environment variables from this file, over those of '.env',"
+        " '.ctxflaskenv' and '.flaskenv'; variables already set in the environment win."
+        " Needs python-dotenv."
+    ),
+    is_eager=True,
+    expose_value=False,
+    callback=_load_env_file,
+)
+
+
+class FlaskGroup(AppGroup):
+    """The ``ctxflask`` command: an :class:`AppGroup` with the ``--app``, ``--debug``,
+    ``--env-file`` and ``--version`` options, the ``run``, ``shell`` and ``routes``
+    commands, and the commands of the loaded app's ``app.cli`` (and its blueprints'),
+    which run inside its application context. Make one for a project's own script.
+
+    :param add_default_commands: add ``run``, ``shell`` and ``routes``.
+    :param create_app: a callable returning the app, instead of finding it from
+        ``--app``.
+    :param add_version_option: add ``--version``.
+    :param load_dotenv: load the default dotenv files (``.flaskenv``, ``.ctxflaskenv``,
+        ``.env``, see :func:`load_dotenv`).
+    :param set_debug_flag: set the app's debug flag from ``--debug`` and the environment.
+    :param extra: more arguments for ``click.Group``.
+    """
+
+    def __init__(
+        self,
+        add_default_commands: bool = True,
+        create_app: Callable[..., Flask] | None = None,
+        add_version_option: bool = True,
+        load_dotenv: bool = True,
+        set_debug_flag: bool = True,
+        **extra: t.Any,
+    ) -> None:
+        params: list[click.Parameter] = list(extra.pop("params", None) or ())
+        # Done by option callbacks rather than the group's callback, so that a project's
+        # group can have a callback of its own.
+        params.extend((_env_file_option, _app_option, _debug_option))
+        if add_version_option:
+            params.append(version_option)
+        extra.setdefault("context_settings", {})
+        extra["context_settings"].setdefault("auto_envvar_prefix", "CTXFLASK")
+        super().__init__(params=params, **extra)
+        self.create_app = create_app
+        self.load_dotenv = load_dotenv
+        self.set_debug_flag = set_debug_flag
+        if add_default_commands:
+            self.add_command(run_command)
+            self.add_command(shell_command)
+            self.add_command(routes_command)
+        self._plugins_loaded = False
+
+    def _load_plugin_commands(self) -> None:
+        # Installed packages add commands through the "ctxflask.commands" entry points.
+        if self._plugins_loaded:
+            return
+        for ep in importlib.metadata.entry_points(group="ctxflask.commands"):
+            self.add_command(ep.load(), ep.name)
+        self._plugins_loaded = True
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        """A built-in or plugin command, else one of the app's (loading the app and
+        pushing its application context for it)."""
+        self._load_plugin_commands()
+        # Built-in commands work even when the app cannot be loaded.
+        rv = super().get_command(ctx, cmd_name)
+        if rv is not None:
+            return rv
+        info = ctx.ensure_object(ScriptInfo)
+        try:
+            app = info.load_app()
+        except NoAppException as e:
+            click.secho(f"Error: {e.format_message()}\n", err=True, fg="red")
+            return None
+        top = _cv_app.get(None)
+        if top is None or top.app is not app:
+            # Parameter callbacks and the command run in it, without with_appcontext.
+            ctx.with_resource(app.app_context())
+        return app.cli.get_command(ctx, cmd_name)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        """The names of the built-in, plugin and app commands, sorted; an app that fails
+        to load is reported, and its commands left out."""
+        self._load_plugin_commands()
+        names = set(super().list_commands(ctx))
+        info = ctx.ensure_object(ScriptInfo)
+        try:
+            app = info.load_app()
+        except NoAppException as e:
+            click.secho(f"Error: {e.format_message()}\n", err=True, fg="red")
+        except Exception:
+            click.secho(f"{traceback.format_exc()}\n", err=True, fg="red")
+        else:
+            names.update(app.cli.list_commands(ctx))
+        return sorted(names)
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: t.Any,
+    ) -> click.Context:
+        """Make the click context, with a :class:`ScriptInfo` as its object."""
+        os.environ[RUN_FROM_CLI_ENV] = "true"
+        if "obj" not in extra and "obj" not in self.context_settings:
+            extra["obj"] = ScriptInfo(
+                create_app=self.create_app,
+                set_debug_flag=self.set_debug_flag,
+                load_dotenv_defaults=self.load_dotenv,
+            )
+        return super().make_context(info_name, args, parent=parent, **extra)
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        """Parse the arguments; for a bare ``--help``, first apply ``--env-file`` and
+        ``--app`` from the environment, so that the help lists the app's commands."""
+        if (not args and self.no_args_is_help) or (
+            len(args) == 1 and args[0] in self.get_help_option_names(ctx)
+        ):
+            _env_file_option.handle_parse_result(ctx, {}, [])
+            _app_option.handle_parse_result(ctx, {}, [])
+        return super().parse_args(ctx, args)
+
+
+# -- dotenv files -----------------------------------------------------------------------
+
+
+def load_dotenv(
+    path: str | os.PathLike[str] | None = None, load_defaults: bool = True
+) -> bool:
+    """Set environment variables from dotenv files: ``path`` over ``.env``, over
+    ``.ctxflaskenv``, over ``.flaskenv`` (each the nearest one, from the working directory
+    up). Variables already in the environment are kept.
+
+    Needs python-dotenv; without it, nothing is loaded and a tip is printed if such files
+    are present.
+
+    :param path: a file to load, over the default files.
+    :param load_defaults: look for and load the default files.
+    :returns: whether any variable was read from the files.
+    """
+    try:
+        import dotenv
+    except ImportError:
+        present = [
+            name
+            for name in (*DEFAULT_DOTENV_FILES, *([os.fspath(path)] if path else ()))
+            if os.path.isfile(name)
+        ]
+        if present:
+            click.secho(
+                f" * Tip: there are dotenv files ({', '.join(present)}), but"
+                " python-dotenv is not installed to read them. Fix: pip install"
+                " 'ctxflask[dotenv]'.",
+                fg="yellow",
+                err=True,
+            )
+        return False
+
+    values: dict[str, str | None] = {}
+    if load_defaults:
+        for name in DEFAULT_DOTENV_FILES:
+            found = dotenv.find_dotenv(name, usecwd=True)
+            if found:
+                values |= dotenv.dotenv_values(found, encoding="utf-8")
+    if path is not None and os.path.isfile(path):
+        values |= dotenv.dotenv_values(path, encoding="utf-8")
+    for key, value in values.items():
+        if value is not None and key not in os.environ:
+            os.environ[key] = value
+    return bool(values)
+
+
+# -- run --------------------------------------------------------------------------------
+
+
+def show_server_banner(debug: bool | None, app_import_path: str | None) -> None:
+    """Print which app is served and the debug mode, once (not again in the reloader's
+    server process)."""
+    from werkzeug.serving import is_running_from_reloader
+
+    if is_running_from_reloader():
+        return
+    if app_import_path is not None:
+        click.echo(f" * Serving ctxflask app '{app_import_path}'")
+    if debug is not None:
+        click.echo(f" * Debug mode: {'on' if debug else 'off'}")
+
+
+class CertParamType(click.ParamType):  # type: ignore[type-arg]
+    """The ``--cert`` option: a certificate file, ``adhoc`` (a throwaway certificate, with
+    the cryptography package), or the import path of an ``ssl.SSLContext``."""
+
+    name = "path"
+
+    def __init__(self) -> None:
+        self.path_type = click.Path(exists=True, dir_okay=False, resolve_path=True)
+
+    def convert(
+        self, value: t.Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> t.Any:
+        import ssl
+
+        try:
+            return self.path_type(value, param, ctx)
+        except click.BadParameter:
+            value = click.STRING(value, param, ctx).lower()
+            if value == "adhoc":
+                if importlib.util.find_spec("cryptography") is None:
+                    raise click.BadParameter(
+                        "An ad-hoc certificate needs the cryptography package, and it is"
+                        " not installed. Fix: pip install cryptography.",
+                        ctx,
+                        param,
+                    ) from None
+                return value
+            from werkzeug.utils import import_string
+
+            obj = import_string(value, silent=True)
+            if isinstance(obj, ssl.SSLContext):
+                return obj
+            raise
+
+
+def _validate_key(ctx: click.Context, param: click.Parameter, value: t.Any) -> t.Any:
+    """``--key`` goes with a ``--cert`` file, and makes ``cert`` a ``(cert, key)`` pair."""
+    import ssl
+
+    cert = ctx.params.get("cert")
+    is_adhoc = cert == "adhoc"
+    is_context = isinstance(cert, ssl.SSLContext)
+    if value is not None:
+        if is_adhoc or is_context:
+            kind = "'adhoc'" if is_adhoc else "an SSLContext"
+            raise click.BadParameter(
+                f"'--key' is not used when '--cert' is {kind}.", ctx, param
+            )
+        if not cert:
+            raise click.BadParameter("'--cert' must be given too.", ctx, param)
+        ctx.params["cert"] = (cert, value)
+    elif cert and not (is_adhoc or is_context):
+        raise click.BadParameter("Required with a '--cert' file.", ctx, param)
+    return value
+
+
+class SeparatedPathType(click.Path):
+    """A list of paths separated by ``os.pathsep``, each checked as a ``click.Path``."""
+
+    def convert(
+        self, value: t.Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> t.Any:
+        convert = super().convert
+        return [convert(item, param, ctx) for item in self.split_envvar_value(value)]
+
+
+def _failed_app(error: Exception) -> WSGIApplication:
+    def app(environ: WSGIEnvironment, start_response: StartResponse) -> t.Any:
+        raise error from None
+
+    return app
+
+
+@click.command("run", short_help="Run a development server.")
+@click.option(
+    "--host", "-h", default="127.0.0.1", help="The interface to bind to.", cls=_Option
+)
+@click.option("--port", "-p", default=5000, help="The port to bind to.", cls=_Option)
+@click.option(
+    "--cert",
+    type=CertParamType(),
+    help="A certificate file to serve HTTPS.",
+    is_eager=True,
+    cls=_Option,
+)
+@click.option(
+    "--key",
+    type=click.Path(exists=True, dir_okay=False, resolve_path=True),
+    callback=_validate_key,
+    expose_value=False,
+    help="The key file of a '--cert' file.",
+    cls=_Option,
+)
+@click.option(
+    "--reload/--no-reload",
+    default=None,
+    help="Restart the server when code changes. Default: on in debug mode.",
+    cls=_Option,
+)
+@click.option(
+    "--debugger/--no-debugger",
+    default=None,
+    help="Show werkzeug's interactive debugger on errors (WSGI only). Default: on in"
+    " debug mode.",
+    cls=_Option,
+)
+@click.option(
+    "--with-threads/--without-threads",
+    default=True,
+    help="Serve each request in a thread of its own (WSGI).",
+    cls=_Option,
+)
+@click.option(
+    "--extra-files",
+    default=None,
+    type=SeparatedPathType(),
+    help="More files whose changes trigger a reload, separated by"
+    f" {os.path.pathsep!r}.",
+    cls=_Option,
+)
+@click.option(
+    "--exclude-patterns",
+    default=None,
+    type=SeparatedPathType(),
+    help="fnmatch patterns of files whose changes do not trigger a reload, separated"
+    f" by {os.path.pathsep!r}.",
+    cls=_Option,
+)
+@click.option(
+    "--asgi",
+    is_flag=True,
+    default=False,
+    help="Serve the ASGI entry point (app.asgi) with uvicorn instead of the WSGI one"
+    " with werkzeug's server.",
+    cls=_Option,
+)
+@pass_script_info
+def run_command(
+    info: ScriptInfo,
+    host: str,
+    port: int,
+    reload: bool | None,
+    debugger: bool | None,
+    with_threads: bool,
+    cert: ssl.SSLContext | tuple[str, str | None] | t.Literal["adhoc"] | None,
+    extra_files: list[str] | None,
+    exclude_patterns: list[str] | None,
+    asgi: bool,
+) -> None:
+    """Run a local development server.
+
+    werkzeug's server serves the app's WSGI entry point, or uvicorn its ASGI one
+    (app.asgi) with the --asgi option. For development only: in production, a WSGI or
+    ASGI server serves the app.
+
+    '--debug' turns on the reloader and (under WSGI) the debugger.
+    """
+    if asgi:
+        app = info.load_app()
+        debug = get_debug_flag()
+        show_server_banner(debug, info.app_import_path)
+        if debugger:
+            raise click.UsageError(
+                "'--debugger' is WSGI-only: werkzeug's debugger is WSGI middleware.\n"
+                "Fix: leave out '--asgi' to use it; under uvicorn, tracebacks go to the"
+                " server's log."
+            )
+        _serve_asgi(
+            info,
+            app,
+            host=host,
+            port=port,
+            reload=debug if reload is None else reload,
+            cert=cert,
+            extra_files=extra_files,
+            exclude_patterns=exclude_patterns,
+            debug=debug,
+        )
+        return
+
+    import werkzeug.serving
+
+    served: WSGIApplication
+    try:
+        served = info.load_app()
+    except Exception as e:
+        if not werkzeug.serving.is_running_from_reloader():
+            raise e from None
+        # In the reloader's server process: keep serving, so that the fix reloads it,
+        # and raise the error on each request (the debugger shows it).
+        traceback.print_exc()
+        served = _failed_app(e)
+
+    debug = get_debug_flag()
+    show_server_banner(debug, info.app_import_path)
+    werkzeug.serving.run_simple(
+        host,
+        port,
+        served,
+        use_reloader=debug if reload is None else reload,
+        use_debugger=debug if debugger is None else debugger,
+        threaded=with_threads,
+        ssl_context=cert,
+        extra_files=extra_files,
+        exclude_patterns=exclude_patterns,
+    )
+
+
+run_command.params.insert(0, _debug_option)
+
+#: uvicorn's reloader imports the app in each new server process from this import string.
+ASGI_RELOAD_TARGET = "ctxflask.cli:reloaded_asgi_app"
+
+
+def reloaded_asgi_app() -> ASGIApp:
+    """The ASGI app, loaded anew in a server process started by uvicorn's reloader
+    (``run --asgi --reload``): from the same ``CTXFLASK_APP`` (or ``FLASK_APP``), working
+    directory and environment as the command."""
+    path = os.environ.get("CTXFLASK_APP") or os.environ.get("FLASK_APP") or None
+    return ScriptInfo(app_import_path=path).load_app().asgi
+
+
+def _serve_asgi(
+    info: ScriptInfo,
+    app: Flask,
+    *,
+    host: str,
+    port: int,
+    reload: bool,
+    cert: t.Any,
+    extra_files: list[str] | None,
+    exclude_patterns: list[str] | None,
+    debug: bool,
+) -> None:
+    try:
+        import uvicorn
+    except ImportError:
+        raise click.ClickException(
+            "'run --asgi' serves the app with uvicorn, and uvicorn is not installed.\n"
+            "Fix: pip install uvicorn (or 'ctxflask[servers]'), or leave out '--asgi' to"
+            " use werkzeug's WSGI server."
+        ) from None
+
+    options: dict[str, t.Any] = {
+        "host": host,
+        "port": port,
+        "interface": "asgi3",
+        "log_level": "debug" if debug else "info",
+    }
+    if cert is not None:
+        if not isinstance(cert, tuple):
+            raise click.UsageError(
+                "Under '--asgi', '--cert' must be a certificate file (with '--key'):"
+                " uvicorn takes no 'adhoc' certificate or SSLContext object."
+            )
+        options["ssl_certfile"], options["ssl_keyfile"] = cert
+
+    if not reload:
+        uvicorn.run(app.asgi, **options)
+        return
+
+    # uvicorn reloads by importing the app again in a new process: it needs an import
+    # string, which loads the app the way this command did (see reloaded_asgi_app).
+    if info.create_app is not None:
+        raise click.UsageError(
+            "'--reload' under '--asgi' needs the app's import path: uvicorn imports the"
+            " app anew in each server process, and this command's app comes from a"
+            " 'create_app' callable.\nFix: use '--app module:name', or '--no-reload'."
+        )
+    if info.app_import_path:
+        os.environ["CTXFLASK_APP"] = info.app_import_path
+    reload_dirs = [os.getcwd()]
+    includes: list[str] = []
+    for path in extra_files or ():
+        reload_dirs.append(os.path.dirname(os.path.abspath(path)))
+        includes.append(os.path.basename(path))
+    uvicorn.run(
+        ASGI_RELOAD_TARGET,
+        factory=True,
+        reload=True,
+        reload_dirs=sorted(set(reload_dirs)),
+        reload_includes=includes or None,
+        reload_excludes=exclude_patterns or None,
+        **options,
+    )
+
+
+# -- shell and routes -------------------------------------------------------------------
+
+
+@click.command("shell", short_help="Run a Python shell in the app context.")
+@with_appcontext
+def shell_command() -> None:
+    """Run an interactive Python shell in the application's context.
+
+    Its namespace holds 'app', 'g' and the names from the app's shell context processors
+    (app.make_shell_context), after those of the PYTHONSTARTUP script.
+    """
+    import code
+
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    banner = (
+        f"Python {sys.version} on {sys.platform}\n"
+        f"App: {app.import_name}\n"
+        f"Instance: {app.instance_path}"
+    )
+    namespace: dict[str, t.Any] = {}
+    startup = os.environ.get("PYTHONSTARTUP")
+    if startup and os.path.isfile(startup):
+        with open(startup) as f:
+            exec(compile(f.read(), startup, "exec"), namespace)
+    namespace.update(app.make_shell_context())
+
+    # The interactive hook (readline's completion and history) completes names from
+    # __main__ by default, which is ctxflask's; complete the shell's names instead.
+    hook = getattr(sys, "__interactivehook__", None)
+    if hook is not None:
+        try:
+            import readline
+            from rlcompleter import Completer
+        except ImportError:
+            pass
+        else:
+            readline.set_completer(Completer(namespace).complete)
+        hook()
+
+    code.interact(banner=banner, local=namespace)
+
+
+@click.command("routes", short_help="Show the routes of the app.")
+@click.option(
+    "--sort",
+    "-s",
+    type=click.Choice(("endpoint", "methods", "domain", "rule", "match")),
+    default="endpoint",
+    help="Sort by this column; 'match' is the order in which routes are matched.",
+    cls=_Option,
+)
+@click.option(
+    "--all-methods", is_flag=True, help="Show HEAD and OPTIONS too.", cls=_Option
+)
+@with_appcontext
+def routes_command(sort: str, all_methods: bool) -> None:
+    """Show the app's routes: endpoint, methods and rule (and host or subdomain)."""
+    url_map = current_app.url_map
+    rules = list(url_map.iter_rules())
+    if not rules:
+        click.echo("No routes were registered.")
+        return
+
+    hidden = set() if all_methods else {"HEAD", "OPTIONS"}
+    domain_of: Callable[[t.Any], str | None] = (
+        (lambda rule: rule.host) if url_map.host_matching else (lambda r: r.subdomain)
+    )
+    show_domain = any(domain_of(rule) for rule in rules)
+
+    headers = ["Endpoint", "Methods"]
+    columns = ["endpoint", "methods"]
+    if show_domain:
+        headers.append("Host" if url_map.host_matching else "Subdomain")
+        columns.append("domain")
+    headers.append("Rule")
+    columns.append("rule")
+
+    rows: list[list[str]] = []
+    for rule in rules:
+        row = [rule.endpoint, ", ".join(sorted((rule.methods or set()) - hidden))]
+        if show_domain:
+            row.append(domain_of(rule) or "")
+        row.append(rule.rule)
+        rows.append(row)
+    if sort in columns:  # otherwise "match": iter_rules' order, or no domain column
+        rows.sort(key=itemgetter(columns.index(sort)))
+
+    widths = [max(len(row[i]) for row in [headers, *rows]) for i in range(len(headers))]
+    lines = [headers, ["-" * width for width in widths], *rows]
+    for line in lines:
+        # Every cell padded, the last one too, as Flask prints it.
+        click.echo(
+            "  ".join(
+                cell.ljust(width) for cell, width in zip(line, widths, strict=True)
+            )
+        )
+
+
+#: The ``ctxflask`` command.
+cli = FlaskGroup(
+    name="ctxflask",
+    help="""\
+A command line for ctxflask applications.
+
+Give the application to load with the '--app' option, the 'CTXFLASK_APP' (or
+'FLASK_APP') environment variable, or a 'wsgi.py' or 'app.py' file in the current
+directory.
+""",
+)
+
+
+def main() -> None:
+    """Run the ``ctxflask`` command (the console script and ``python -m ctxflask``)."""
+    cli.main()
