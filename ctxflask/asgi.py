@@ -24,6 +24,7 @@ from anyio.lowlevel import RunVar
 from . import bridge
 from . import pipeline
 from .body import ASGIBody
+from .websocket import Websocket
 from .wrappers import response_headers
 
 if t.TYPE_CHECKING:
@@ -64,14 +65,7 @@ class ASGIApp:
         elif kind == "lifespan":
             await Lifespan(self, receive, send).run()
         elif kind == "websocket":
-            await receive()  # websocket.connect
-            await send(
-                {
-                    "type": "websocket.close",
-                    "code": 1003,
-                    "reason": "This application serves no WebSocket routes.",
-                }
-            )
+            await WebsocketConnection(self, scope, receive, send).run()
         else:
             raise ValueError(
                 f"Unsupported ASGI scope type {kind!r}: ctxflask serves 'http', 'websocket'"
@@ -158,7 +152,7 @@ def build_environ(scope: Scope, body: t.Any) -> dict[str, t.Any]:
     server = scope.get("server") or ("localhost", 80)
     client = scope.get("client")
     environ: dict[str, t.Any] = {
-        "REQUEST_METHOD": scope["method"],
+        "REQUEST_METHOD": scope.get("method", "GET"),
         "SCRIPT_NAME": root_path.encode().decode("latin-1"),
         "PATH_INFO": path.encode().decode("latin-1"),
         "QUERY_STRING": scope.get("query_string", b"").decode("latin-1"),
@@ -393,6 +387,78 @@ class HTTPConnection:
             if message["type"] == "http.disconnect":
                 scope.cancel()
                 return
+
+
+class WebsocketConnection:
+    """One ``websocket`` scope: run the handler through the pipeline between its hooks;
+    reject the handshake, or close the connection, as it ended."""
+
+    def __init__(
+        self, asgi: ASGIApp, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        self.asgi = asgi
+        self.app = app = asgi.app
+        self.scope = scope
+        self.receive = receive
+        self.send = send
+        environ = build_environ(scope, _NO_BODY)
+        self.ctx = ctx = contextvars.copy_context()
+        self.req_ctx: RequestContext = ctx.run(app.request_context, environ)
+        self.websocket = Websocket(self.req_ctx.request, receive, send)
+        self.req_ctx._websocket = self.websocket
+
+    async def run(self) -> None:
+        message = await self.receive()
+        if message["type"] != "websocket.connect":
+            return
+        try:
+            response, error = await bridge.run_steps_async(
+                pipeline.handle_websocket(self.app, self.req_ctx),
+                self.ctx,
+                self.asgi._limiter,
+            )
+        except BaseException:
+            # Raised on (testing, or cancelled): the client still gets an ending.
+            with anyio.CancelScope(shield=True):
+                await self._end(None, failed=True)
+            raise
+        await self._end(response, failed=error is not None)
+
+    async def _end(self, response: Response | None, failed: bool) -> None:
+        websocket = self.websocket
+        if websocket.closed:
+            return
+        try:
+            if websocket.accepted:
+                await websocket._close(1011 if failed else 1000)
+            else:
+                await self._reject(response, failed)
+        except OSError:
+            pass  # the client is gone already
+
+    async def _reject(self, response: Response | None, failed: bool) -> None:
+        """Refuse the handshake: with the response, where the server can send one."""
+        self.websocket.closed = True
+        if "websocket.http.response" not in self.scope.get("extensions", {}):
+            await self.send(
+                {"type": "websocket.close", "code": 1011 if failed else 1008}
+            )
+            return
+        if response is None:
+            response = self.app.response_class(status=500 if failed else 403)
+        headers = self.ctx.run(response_headers, response, self.req_ctx.request.environ)
+        await self.send(
+            {
+                "type": "websocket.http.response.start",
+                "status": response.status_code,
+                "headers": [(_header_name(k), v.encode("latin-1")) for k, v in headers],
+            }
+        )
+        body = b"".join(
+            c.encode() if isinstance(c, str) else bytes(c)
+            for c in response.iter_encoded()
+        )
+        await self.send({"type": "websocket.http.response.body", "body": body})
 
 
 class _Chunks:

@@ -36,6 +36,7 @@ from collections.abc import Coroutine
 from collections.abc import Generator
 from concurrent.futures import ThreadPoolExecutor
 
+import anyio.from_thread
 import anyio.to_thread
 import sniffio
 
@@ -160,6 +161,8 @@ class _ThreadLoop(threading.local):
 
 
 _thread_loop = _ThreadLoop()
+# anyio marks its worker threads here (the token of their event loop).
+_anyio_worker: t.Any = getattr(anyio.from_thread, "threadlocals", threading.local())
 _loops: set[asyncio.AbstractEventLoop] = set()
 _helpers: ThreadPoolExecutor | None = None
 _helpers_lock = threading.Lock()
@@ -222,11 +225,22 @@ def run_awaitable(make: Callable[[], Awaitable[T]], ctx: contextvars.Context) ->
     client), it runs on a helper thread's loop instead, since a thread can run one loop at a
     time.
     """
+    if hasattr(_anyio_worker, "current_token"):
+        # A worker thread of a running event loop (sync code under ASGI): await it there,
+        # where the loop's resources (connection pools, trio) live.
+        return anyio.from_thread.run(_await_made, make, ctx)
     try:
         sniffio.current_async_library()
     except sniffio.AsyncLibraryNotFoundError:
         return _run_on_thread_loop(make, ctx)
     return _helper_pool().submit(_run_on_thread_loop, make, ctx).result()
+
+
+async def _await_made(make: Callable[[], Awaitable[T]], ctx: contextvars.Context) -> T:
+    awaitable = ctx.run(make)
+    if type(awaitable) is types.CoroutineType:
+        return await pinned(t.cast(Coroutine[t.Any, t.Any, T], awaitable), ctx)
+    return await awaitable
 
 
 def cancel_leftover_tasks() -> list[asyncio.Task[t.Any]]:

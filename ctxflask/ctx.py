@@ -37,6 +37,7 @@ if t.TYPE_CHECKING:
     from .app import Flask
     from .sessions import SessionMixin
     from .typing import AfterRequestCallable
+    from .websocket import Websocket
     from .wrappers import Request
 
 F = t.TypeVar("F", bound=Callable[..., t.Any])
@@ -248,6 +249,20 @@ class RequestContext(_PushedInWith):
             self.request.view_args = dict(view_args)
         except HTTPException as e:
             self.request.routing_exception = e
+
+    #: The WebSocket connection, in the context of a WebSocket handshake.
+    _websocket: Websocket | None = None
+
+    @property
+    def websocket(self) -> Websocket:
+        """The WebSocket connection of this context (the ``websocket`` proxy)."""
+        if self._websocket is not None:
+            return self._websocket
+        raise RuntimeError(
+            "Working outside of WebSocket context.\n\nThis is an HTTP request, not a"
+            " WebSocket connection. Fix: use `request` here, and `websocket` only in"
+            " handlers registered with `@app.websocket(...)`."
+        )
 
     @property
     def session(self) -> SessionMixin:

@@ -20,6 +20,7 @@ if t.TYPE_CHECKING:
     from .ctx import AppContext
     from .ctx import RequestContext
     from .sessions import SessionMixin
+    from .websocket import Websocket
     from .wrappers import Request
 
 
@@ -45,6 +46,16 @@ Fix: in tests, `with app.test_request_context(): ...`; for other threads and tas
 callable with `copy_current_request_context`.\
 """
 
+_no_ws_msg = """\
+Working outside of WebSocket context.
+
+This code needs an active WebSocket connection (`websocket`), but none is active in the
+current context: it runs outside a WebSocket handler or its hooks.
+
+Fix: use `websocket` only in functions registered with `@app.websocket(...)` and
+`before_websocket`/`after_websocket` hooks, served through the ASGI entry point.\
+"""
+
 _cv_app: ContextVar[AppContext] = ContextVar("ctxflask.app_ctx")
 _cv_request: ContextVar[RequestContext] = ContextVar("ctxflask.request_ctx")
 
@@ -65,4 +76,7 @@ request: Request = LocalProxy(  # type: ignore[assignment]
 )
 session: SessionMixin = LocalProxy(  # type: ignore[assignment]
     _cv_request, "session", unbound_message=_no_req_msg
+)
+websocket: Websocket = LocalProxy(  # type: ignore[assignment]
+    _cv_request, "websocket", unbound_message=_no_ws_msg
 )

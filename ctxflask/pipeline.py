@@ -19,10 +19,12 @@ from __future__ import annotations
 import typing as t
 from itertools import chain
 
+from werkzeug.exceptions import BadRequest
 from werkzeug.exceptions import BadRequestKeyError
 from werkzeug.exceptions import HTTPException
 from werkzeug.exceptions import InternalServerError
 from werkzeug.routing import RoutingException
+from werkzeug.routing import WebsocketMismatch
 
 from .bridge import call
 from .globals import _cv_app
@@ -33,6 +35,7 @@ from .signals import request_finished
 from .signals import request_started
 from .signals import request_tearing_down
 from .signals import send_steps
+from .websocket import WebSocketDisconnect
 
 if t.TYPE_CHECKING:
     from .app import Flask
@@ -149,6 +152,12 @@ def _hook_keys(ctx: RequestContext) -> tuple[str | None, ...]:
 async def preprocess(app: Flask) -> ResponseReturnValue | None:
     """Run URL value preprocessors, then ``before_request`` callbacks until one returns a
     value, which is then the response."""
+    return await _preprocess(app, app.before_request_funcs)
+
+
+async def _preprocess(
+    app: Flask, before_funcs: dict[str | None, list[t.Any]]
+) -> ResponseReturnValue | None:
     ctx = _cv_request.get()
     keys = _hook_keys(ctx)
     request = ctx.request
@@ -157,8 +166,8 @@ async def preprocess(app: Flask) -> ResponseReturnValue | None:
             for f in app.url_value_preprocessors[key]:
                 await call(f, request.endpoint, request.view_args)
     for key in keys:
-        if key in app.before_request_funcs:
-            for before in app.before_request_funcs[key]:
+        if key in before_funcs:
+            for before in before_funcs[key]:
                 rv = await call(before)
                 if rv is not None:
                     return t.cast("ResponseReturnValue", rv)
@@ -170,6 +179,8 @@ async def dispatch(app: Flask) -> ResponseReturnValue:
     here, and automatic OPTIONS answered)."""
     request = _cv_request.get().request
     if request.routing_exception is not None:
+        if isinstance(request.routing_exception, WebsocketMismatch):
+            raise _websocket_mismatch(_cv_request.get())
         app.raise_routing_exception(request)
     rule = request.url_rule
     if rule is None:  # no URL adapter could be built for this request
@@ -180,6 +191,64 @@ async def dispatch(app: Flask) -> ResponseReturnValue:
         return app.make_default_options_response()
     view = app.view_functions[rule.endpoint]
     return t.cast("ResponseReturnValue", await call(view, **(request.view_args or {})))
+
+
+def _websocket_mismatch(ctx: RequestContext) -> BadRequest:
+    if ctx._websocket is not None:
+        return BadRequest(
+            "This URL serves HTTP requests, not WebSocket connections. Fix: connect the"
+            " WebSocket to a URL registered with @app.websocket(...)."
+        )
+    return BadRequest(
+        "This URL is a WebSocket endpoint. WebSockets need the ASGI entry point"
+        " (`uvicorn module:app.asgi`) and a WebSocket client; the WSGI entry point and"
+        " plain HTTP requests cannot use it."
+    )
+
+
+async def handle_websocket(
+    app: Flask, ctx: RequestContext
+) -> tuple[Response | None, BaseException | None]:
+    """Push ``ctx``, run the WebSocket handler between its hooks, and pop the contexts.
+
+    Returns the response that rejects the handshake (``None`` when the handler accepted
+    or closed the connection itself), and the unhandled exception that was turned into
+    a 500, if any. A client that disconnected ends the handler normally.
+    """
+    error: BaseException | None = None
+    try:
+        try:
+            ctx.push()
+            if ctx._session is None and app._open_session_eagerly:
+                ctx._session = await call(app._open_session_now, ctx.request)
+            response = await _websocket_dispatch(app)
+        except Exception as e:
+            error = e
+            response = await handle_exception(app, e)
+    except BaseException as e:
+        if ctx._tokens:
+            await finish_request(app, ctx, e)
+        raise
+    await finish_request(app, ctx, error)
+    return response, error
+
+
+async def _websocket_dispatch(app: Flask) -> Response | None:
+    ctx = _cv_request.get()
+    try:
+        rv = await _preprocess(app, app.before_websocket_funcs)
+        if rv is None:
+            rv = await dispatch(app)
+    except WebSocketDisconnect:
+        rv = None  # the client left: a normal end of the conversation
+    except Exception as e:
+        rv = await handle_user_exception(app, e)
+    response = None if rv is None else app.make_response(rv)
+    for key in chain(ctx.request.blueprints, (None,)):
+        if key in app.after_websocket_funcs:
+            for f in reversed(app.after_websocket_funcs[key]):
+                response = await call(f, response)
+    return response
 
 
 async def process_response(app: Flask, response: Response) -> Response:

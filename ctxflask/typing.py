@@ -46,6 +46,10 @@ AfterRequestCallable = t.Union[
     t.Callable[[ResponseClass], ResponseClass],
     t.Callable[[ResponseClass], t.Awaitable[ResponseClass]],
 ]
+AfterWebsocketCallable = t.Union[
+    t.Callable[[t.Optional["Response"]], t.Optional["Response"]],
+    t.Callable[[t.Optional["Response"]], t.Awaitable[t.Optional["Response"]]],
+]
 BeforeRequestCallable = t.Union[
     t.Callable[[], ResponseReturnValue | None],
     t.Callable[[], t.Awaitable[ResponseReturnValue | None]],

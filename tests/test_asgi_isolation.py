@@ -9,6 +9,7 @@ import random
 import time
 
 import anyio
+import anyio.lowlevel
 import pytest
 
 from ctxflask import Flask
@@ -200,3 +201,32 @@ async def test_concurrent_trio_tasks_each_see_only_their_own():
                 tg.start_soon(one, *r)
 
     _check(log, bodies, 400)
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio", "trio"])
+@pytest.mark.anyio
+async def test_async_code_called_from_a_sync_view_runs_on_the_servers_loop(
+    anyio_backend,
+):
+    """Under ASGI a sync view runs in a worker thread; async code it calls through the
+    bridge (``ensure_sync``, async template context processors, signal receivers) runs
+    on the server's event loop, where the loop's resources live."""
+    import threading
+
+    app = Flask(__name__)
+    loop_thread = threading.get_ident()
+
+    async def where() -> str:
+        await (
+            anyio.lowlevel.checkpoint()
+        )  # trio-safe: it runs on the server's loop, not another one
+        return str(threading.get_ident())
+
+    @app.get("/")
+    def view():
+        return f"{threading.get_ident()} {app.ensure_sync(where)()}"
+
+    async with asgi_client(app) as client:
+        view_thread, async_thread = (await client.get("/")).text.split()
+    assert view_thread != str(loop_thread)
+    assert async_thread == str(loop_thread)
