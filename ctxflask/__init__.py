@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from . import json as json
 from .app import Flask as Flask
+from .blueprints import Blueprint as Blueprint
 from .bridge import nonblocking as nonblocking
 from .config import Config as Config
 from .ctx import after_this_request as after_this_request
@@ -20,9 +21,11 @@ from .globals import current_app as current_app
 from .globals import g as g
 from .globals import request as request
 from .globals import session as session
+from .globals import websocket as websocket
 from .helpers import abort as abort
 from .helpers import flash as flash
 from .helpers import get_flashed_messages as get_flashed_messages
+from .helpers import get_template_attribute as get_template_attribute
 from .helpers import make_response as make_response
 from .helpers import redirect as redirect
 from .helpers import send_file as send_file
@@ -41,14 +44,27 @@ from .signals import request_finished as request_finished
 from .signals import request_started as request_started
 from .signals import request_tearing_down as request_tearing_down
 from .signals import template_rendered as template_rendered
+from .templating import render_template as render_template
+from .templating import render_template_async as render_template_async
+from .templating import render_template_string as render_template_string
+from .templating import render_template_string_async as render_template_string_async
+from .templating import stream_template as stream_template
+from .templating import stream_template_async as stream_template_async
+from .templating import stream_template_string as stream_template_string
+from .templating import stream_template_string_async as stream_template_string_async
+from .websocket import Websocket as Websocket
+from .websocket import WebSocketDisconnect as WebSocketDisconnect
 from .wrappers import Request as Request
 from .wrappers import Response as Response
 
 __all__ = [
+    "Blueprint",
     "Config",
     "Flask",
     "Request",
     "Response",
+    "WebSocketDisconnect",
+    "Websocket",
     "abort",
     "after_this_request",
     "appcontext_popped",
@@ -61,6 +77,7 @@ __all__ = [
     "flash",
     "g",
     "get_flashed_messages",
+    "get_template_attribute",
     "got_request_exception",
     "has_app_context",
     "has_request_context",
@@ -70,6 +87,10 @@ __all__ = [
     "message_flashed",
     "nonblocking",
     "redirect",
+    "render_template",
+    "render_template_async",
+    "render_template_string",
+    "render_template_string_async",
     "request",
     "request_finished",
     "request_started",
@@ -78,7 +99,12 @@ __all__ = [
     "send_from_directory",
     "session",
     "stream_request_body",
+    "stream_template",
+    "stream_template_async",
+    "stream_template_string",
+    "stream_template_string_async",
     "stream_with_context",
     "template_rendered",
     "url_for",
+    "websocket",
 ]

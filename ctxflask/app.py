@@ -54,6 +54,9 @@ from .scaffold import Scaffold
 from .scaffold import setupmethod
 from .sessions import SecureCookieSessionInterface
 from .sessions import SessionInterface
+from .templating import DispatchingJinjaLoader
+from .templating import Environment
+from .templating import update_context_steps
 from .wrappers import _blueprint_chain
 from .wrappers import Request
 from .wrappers import Response
@@ -63,14 +66,19 @@ if t.TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse
     from _typeshed.wsgi import WSGIEnvironment
 
+    from .blueprints import Blueprint
     from .sessions import SessionMixin
     from .testing import FlaskClient
+    from .testing import FlaskCliRunner
 
 T_teardown = t.TypeVar("T_teardown", bound=ft.TeardownCallable)
 T_serving = t.TypeVar("T_serving", bound=ft.ServingCallable)
 T_shell_context_processor = t.TypeVar(
     "T_shell_context_processor", bound=ft.ShellContextProcessorCallable
 )
+T_template_filter = t.TypeVar("T_template_filter", bound=ft.TemplateFilterCallable)
+T_template_test = t.TypeVar("T_template_test", bound=ft.TemplateTestCallable)
+T_template_global = t.TypeVar("T_template_global", bound=ft.TemplateGlobalCallable)
 
 
 class URLMap(Map):
@@ -118,7 +126,14 @@ class Flask(Scaffold):
     url_rule_class = Rule
     url_map_class: type[Map] = URLMap
     test_client_class: type[FlaskClient] | None = None
+    #: The class of :meth:`test_cli_runner` (default: :class:`~ctxflask.testing.FlaskCliRunner`);
+    #: it is created with the app as first argument.
+    test_cli_runner_class: type[FlaskCliRunner] | None = None
     session_interface: SessionInterface = SecureCookieSessionInterface()
+    #: The class of :attr:`jinja_env`.
+    jinja_environment: type[Environment] = Environment
+    #: Options for the Jinja environment, read when :attr:`jinja_env` is first used.
+    jinja_options: dict[str, t.Any] = {}
 
     testing = ConfigAttribute[bool]("TESTING")
     secret_key = ConfigAttribute["str | bytes | None"]("SECRET_KEY")
@@ -197,6 +212,8 @@ class Flask(Scaffold):
                 " os.path.abspath(...) or leave it out to use the default."
             )
         self.instance_path = instance_path
+        # The group's name is the app's, as in Flask (it shows in ``app.cli`` help).
+        self.cli.name = self.name
         self.config = self.make_config(instance_relative_config)
         self.aborter = self.make_aborter()
         #: The JSON provider of this app: ``app.json.dumps(...)``, ``jsonify`` use it.
@@ -209,7 +226,8 @@ class Flask(Scaffold):
         self.before_serving_funcs: list[ft.ServingCallable] = []
         self.after_serving_funcs: list[ft.ServingCallable] = []
         self.shell_context_processors: list[ft.ShellContextProcessorCallable] = []
-        self.blueprints: dict[str, t.Any] = {}
+        #: The registered blueprints by dotted name, in the order of registration.
+        self.blueprints: dict[str, Blueprint] = {}
         #: Storage for extensions' per-app state, by extension name.
         self.extensions: dict[str, t.Any] = {}
         self.url_map = self.url_map_class(host_matching=host_matching)
@@ -262,6 +280,12 @@ class Flask(Scaffold):
     @debug.setter
     def debug(self, value: bool) -> None:
         self.config["DEBUG"] = value
+        # Auto-reload follows debug mode unless TEMPLATES_AUTO_RELOAD says otherwise.
+        if (
+            self.config["TEMPLATES_AUTO_RELOAD"] is None
+            and "jinja_env" in self.__dict__
+        ):
+            self.jinja_env.auto_reload = bool(value)
 
     def make_config(self, instance_relative: bool = False) -> Config:
         """Create the config, filled from :attr:`default_config` and ``CTXFLASK_DEBUG``
@@ -508,6 +532,23 @@ class Flask(Scaffold):
     # -- registration specific to the app ------------------------------------------------
 
     @setupmethod
+    def register_blueprint(self, blueprint: Blueprint, **options: t.Any) -> None:
+        """Register ``blueprint`` (and the blueprints nested in it) on the app.
+
+        :param blueprint: the :class:`~ctxflask.Blueprint`.
+        :param options: override the blueprint's own settings for this registration:
+            ``url_prefix``, ``subdomain``, ``url_defaults``, and ``name`` (the name it is
+            registered under, needed to register the same blueprint twice). Other
+            options are kept in :attr:`BlueprintSetupState.options
+            <ctxflask.blueprints.BlueprintSetupState.options>` for its deferred functions.
+        """
+        blueprint.register(self, options)
+
+    def iter_blueprints(self) -> t.ValuesView[Blueprint]:
+        """The registered blueprints, in the order of registration."""
+        return self.blueprints.values()
+
+    @setupmethod
     def teardown_appcontext(self, f: T_teardown) -> T_teardown:
         """Run ``f(error)`` (sync or async) when each app context is popped: after every
         request, CLI command and ``with app.app_context()`` block."""
@@ -535,6 +576,171 @@ class Flask(Scaffold):
         """Register a function returning names for the interactive shell."""
         self.shell_context_processors.append(f)
         return f
+
+    def make_shell_context(self) -> dict[str, t.Any]:
+        """The namespace of ``ctxflask shell``: ``app`` and ``g``, updated with what each
+        shell context processor (sync or async) returns, in order."""
+        from .globals import g
+
+        rv: dict[str, t.Any] = {"app": self, "g": g}
+        for processor in self.shell_context_processors:
+            rv.update(bridge.call_in(None, processor))
+        return rv
+
+    # -- templates -----------------------------------------------------------------------
+
+    @functools.cached_property
+    def jinja_env(self) -> Environment:
+        """The Jinja environment of the app's templates, made by
+        :meth:`create_jinja_environment` on first use (:attr:`jinja_options` changed later
+        have no effect)."""
+        return self.create_jinja_environment()
+
+    def create_jinja_environment(self) -> Environment:
+        """Create the Jinja environment from :attr:`jinja_options`: autoescaping chosen by
+        :meth:`select_jinja_autoescape`, auto-reload from ``TEMPLATES_AUTO_RELOAD`` (debug
+        mode when unset), and the globals ``url_for``, ``get_flashed_messages``,
+        ``config``, ``request``, ``session`` and ``g``."""
+        from .globals import g
+        from .globals import request
+        from .globals import session
+        from .helpers import get_flashed_messages
+
+        options = dict(self.jinja_options)
+        options.setdefault("autoescape", self.select_jinja_autoescape)
+        if "auto_reload" not in options:
+            auto_reload = self.config["TEMPLATES_AUTO_RELOAD"]
+            options["auto_reload"] = self.debug if auto_reload is None else auto_reload
+        env = self.jinja_environment(self, **options)
+        # The proxies serve templates imported without context; rendered templates get
+        # the current objects from update_template_context.
+        env.globals.update(
+            url_for=self.url_for,
+            get_flashed_messages=get_flashed_messages,
+            config=self.config,
+            request=request,
+            session=session,
+            g=g,
+        )
+        env.policies["json.dumps_function"] = self.json.dumps
+        return env
+
+    def create_global_jinja_loader(self) -> DispatchingJinjaLoader:
+        """The loader of :attr:`jinja_env`: the app's :attr:`jinja_loader`, then each
+        blueprint's. Override :attr:`jinja_loader` rather than this to change where the
+        app's own templates come from."""
+        return DispatchingJinjaLoader(self)
+
+    def select_jinja_autoescape(self, filename: str | None) -> bool:
+        """Whether to autoescape the template ``filename``: for ``.html``, ``.htm``,
+        ``.xml``, ``.xhtml`` and ``.svg`` files, and for templates from strings
+        (``filename`` is ``None``)."""
+        if filename is None:
+            return True
+        return filename.endswith((".html", ".htm", ".xml", ".xhtml", ".svg"))
+
+    def update_template_context(self, context: dict[str, t.Any]) -> None:
+        """Add ``g``, ``request`` and what the context processors (sync or async) of the
+        app and of the current request's blueprints return to ``context``, in place;
+        values already in ``context`` are kept."""
+        bridge.run_steps(update_context_steps(self, context))
+
+    @t.overload
+    def template_filter(self, name: T_template_filter) -> T_template_filter: ...
+
+    @t.overload
+    def template_filter(
+        self, name: str | None = None
+    ) -> Callable[[T_template_filter], T_template_filter]: ...
+
+    @setupmethod
+    def template_filter(self, name: t.Any = None) -> t.Any:
+        """Decorate a function to use as a Jinja filter: ``@app.template_filter()``,
+        ``@app.template_filter("name")`` (or bare, ``@app.template_filter``).
+
+        :param name: the filter's name; defaults to the function's name.
+        """
+        if callable(name):
+            self.add_template_filter(name)
+            return name
+
+        def decorator(f: T_template_filter) -> T_template_filter:
+            self.add_template_filter(f, name=name)
+            return f
+
+        return decorator
+
+    @setupmethod
+    def add_template_filter(
+        self, f: ft.TemplateFilterCallable, name: str | None = None
+    ) -> None:
+        """Register ``f`` as a Jinja filter, named ``name`` or after the function."""
+        self.jinja_env.filters[name or f.__name__] = f
+
+    @t.overload
+    def template_test(self, name: T_template_test) -> T_template_test: ...
+
+    @t.overload
+    def template_test(
+        self, name: str | None = None
+    ) -> Callable[[T_template_test], T_template_test]: ...
+
+    @setupmethod
+    def template_test(self, name: t.Any = None) -> t.Any:
+        """Decorate a function to use as a Jinja test (``{% if x is name %}``):
+        ``@app.template_test()``, ``@app.template_test("name")`` (or bare).
+
+        :param name: the test's name; defaults to the function's name.
+        """
+        if callable(name):
+            self.add_template_test(name)
+            return name
+
+        def decorator(f: T_template_test) -> T_template_test:
+            self.add_template_test(f, name=name)
+            return f
+
+        return decorator
+
+    @setupmethod
+    def add_template_test(
+        self, f: ft.TemplateTestCallable, name: str | None = None
+    ) -> None:
+        """Register ``f`` as a Jinja test, named ``name`` or after the function."""
+        self.jinja_env.tests[name or f.__name__] = f
+
+    @t.overload
+    def template_global(self, name: T_template_global) -> T_template_global: ...
+
+    @t.overload
+    def template_global(
+        self, name: str | None = None
+    ) -> Callable[[T_template_global], T_template_global]: ...
+
+    @setupmethod
+    def template_global(self, name: t.Any = None) -> t.Any:
+        """Decorate a function to make it a global of every template:
+        ``@app.template_global()``, ``@app.template_global("name")`` (or bare).
+
+        :param name: the global's name; defaults to the function's name.
+        """
+        if callable(name):
+            self.add_template_global(name)
+            return name
+
+        def decorator(f: T_template_global) -> T_template_global:
+            self.add_template_global(f, name=name)
+            return f
+
+        return decorator
+
+    @setupmethod
+    def add_template_global(
+        self, f: ft.TemplateGlobalCallable, name: str | None = None
+    ) -> None:
+        """Register ``f`` as a global of every template, named ``name`` or after the
+        function."""
+        self.jinja_env.globals[name or f.__name__] = f
 
     # -- errors --------------------------------------------------------------------------
 
@@ -767,7 +973,9 @@ class Flask(Scaffold):
 
         return wrapper
 
-    def add_background_task(self, fn: Callable[..., t.Any], /, *args: t.Any, **kwargs: t.Any) -> None:
+    def add_background_task(
+        self, fn: Callable[..., t.Any], /, *args: t.Any, **kwargs: t.Any
+    ) -> None:
         """Run ``fn(*args, **kwargs)`` (sync or async) once the current request's
         response is sent, with copies of the request's contexts: ``request``, ``g`` and
         ``current_app`` are readable there, but the session is no longer saved.
@@ -862,6 +1070,19 @@ class Flask(Scaffold):
             cls = FlaskClient
         return cls(self, self.response_class, use_cookies=use_cookies, **kwargs)
 
+    def test_cli_runner(self, **kwargs: t.Any) -> FlaskCliRunner:
+        """A runner for the app's CLI commands in tests: ``runner.invoke(args=["cmd"])``
+        runs ``app.cli`` with this app loaded (see :class:`~ctxflask.testing.FlaskCliRunner`).
+
+        :param kwargs: arguments of ``click.testing.CliRunner``.
+        """
+        cls = self.test_cli_runner_class
+        if cls is None:
+            from .testing import FlaskCliRunner
+
+            cls = FlaskCliRunner
+        return cls(self, **kwargs)
+
     def wsgi_app(
         self, environ: WSGIEnvironment, start_response: StartResponse
     ) -> cabc.Iterable[bytes]:
@@ -909,9 +1130,33 @@ class Flask(Scaffold):
         **options: t.Any,
     ) -> None:
         """Serve the app with werkzeug's development server (WSGI). Not for production:
-        use gunicorn, or an ASGI server with ``app.asgi``."""
+        use gunicorn, or an ASGI server with ``app.asgi``.
+
+        Does nothing while a ``ctxflask`` command runs (``ctxflask run`` serves the app;
+        a module calling ``app.run()`` outside an ``if __name__ == "__main__":`` guard
+        would block any other command). Loads the dotenv files first, unless
+        ``load_dotenv`` is false (see :func:`ctxflask.cli.load_dotenv`).
+        """
+        from werkzeug.serving import is_running_from_reloader
         from werkzeug.serving import run_simple
 
+        from . import cli
+        from .helpers import get_debug_flag
+        from .helpers import get_load_dotenv
+
+        if os.environ.get(cli.RUN_FROM_CLI_ENV) == "true":
+            if not is_running_from_reloader():
+                print(
+                    " * Ignoring a call to 'app.run()': it would block the current"
+                    " 'ctxflask' command.\n   Fix: call 'app.run()' only under an"
+                    " 'if __name__ == \"__main__\":' guard.",
+                    file=sys.stderr,
+                )
+            return
+        if get_load_dotenv(load_dotenv):
+            cli.load_dotenv()
+            if "CTXFLASK_DEBUG" in os.environ or "FLASK_DEBUG" in os.environ:
+                self.debug = get_debug_flag()
         if debug is not None:
             self.debug = bool(debug)
         server_name = self.config.get("SERVER_NAME")
@@ -923,6 +1168,7 @@ class Flask(Scaffold):
         options.setdefault("use_reloader", self.debug)
         options.setdefault("use_debugger", self.debug)
         options.setdefault("threaded", True)
+        cli.show_server_banner(self.debug, self.name)
         run_simple(host, port, self, **options)
 
 

@@ -14,10 +14,13 @@ import typing as t
 from collections import defaultdict
 from collections.abc import Callable
 
+from jinja2 import BaseLoader
+from jinja2 import FileSystemLoader
 from werkzeug.exceptions import default_exceptions
 from werkzeug.exceptions import HTTPException
 
 from . import typing as ft
+from .cli import AppGroup
 
 F = t.TypeVar("F", bound=Callable[..., t.Any])
 T_after_request = t.TypeVar("T_after_request", bound=ft.AfterRequestCallable[t.Any])
@@ -32,6 +35,7 @@ T_url_value_preprocessor = t.TypeVar(
     "T_url_value_preprocessor", bound=ft.URLValuePreprocessorCallable
 )
 T_route = t.TypeVar("T_route", bound=ft.RouteCallable)
+T_after_websocket = t.TypeVar("T_after_websocket", bound=ft.AfterWebsocketCallable)
 
 _sentinel = object()
 
@@ -113,6 +117,15 @@ class Scaffold:
         self.url_default_functions: dict[
             ft.AppOrBlueprintKey, list[ft.URLDefaultCallable]
         ] = defaultdict(list)
+        self.before_websocket_funcs: dict[
+            ft.AppOrBlueprintKey, list[ft.BeforeRequestCallable]
+        ] = defaultdict(list)
+        self.after_websocket_funcs: dict[
+            ft.AppOrBlueprintKey, list[ft.AfterWebsocketCallable]
+        ] = defaultdict(list)
+        #: The click group of this object's commands: ``@app.cli.command()``. They run
+        #: inside the app's context under the ``ctxflask`` command.
+        self.cli: AppGroup = AppGroup()
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r}>"
@@ -155,6 +168,15 @@ class Scaffold:
         if value is not None:
             value = value.rstrip("/")
         self._static_url_path = value
+
+    @functools.cached_property
+    def jinja_loader(self) -> BaseLoader | None:
+        """The Jinja loader of this object's own templates: a ``FileSystemLoader`` of
+        :attr:`template_folder` (relative to :attr:`root_path`), or ``None`` without one.
+        The app's environment asks the app's loader first, then each blueprint's."""
+        if self.template_folder is None:
+            return None
+        return FileSystemLoader(os.path.join(self.root_path, self.template_folder))
 
     def open_resource(
         self, resource: str, mode: str = "rb", encoding: str | None = None
@@ -245,7 +267,47 @@ class Scaffold:
 
         return decorator
 
+    @setupmethod
+    def websocket(self, rule: str, **options: t.Any) -> Callable[[T_route], T_route]:
+        """Decorate a WebSocket handler (``def`` or ``async def``) for URL ``rule``.
+
+        Served by the ASGI entry point only; over WSGI, a request to the URL answers 400.
+        The handler uses the :data:`~ctxflask.websocket` proxy (``accept``, ``receive``,
+        ``send``, ``close``). A value it returns before accepting is the HTTP response that
+        rejects the handshake.
+        """
+
+        def decorator(f: T_route) -> T_route:
+            endpoint = options.pop("endpoint", None)
+            self.add_url_rule(
+                rule,
+                endpoint,
+                f,
+                websocket=True,
+                methods=["GET"],
+                provide_automatic_options=False,
+                **options,
+            )
+            return f
+
+        return decorator
+
     # -- hooks ---------------------------------------------------------------------------
+
+    @setupmethod
+    def before_websocket(self, f: T_before_request) -> T_before_request:
+        """Run ``f()`` (sync or async) before each WebSocket handler. A return value other
+        than ``None`` rejects the handshake with that response."""
+        self.before_websocket_funcs[None].append(f)
+        return f
+
+    @setupmethod
+    def after_websocket(self, f: T_after_websocket) -> T_after_websocket:
+        """Run ``f(response)`` (sync or async) after each WebSocket handler returns;
+        ``response`` is the handshake's rejection, or ``None`` when the connection was
+        accepted. It returns the response (or ``None``)."""
+        self.after_websocket_funcs[None].append(f)
+        return f
 
     @setupmethod
     def before_request(self, f: T_before_request) -> T_before_request:

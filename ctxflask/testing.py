@@ -6,6 +6,8 @@ import contextvars
 import importlib.metadata
 import typing as t
 from collections.abc import Iterator
+from collections.abc import MutableMapping
+from contextlib import asynccontextmanager
 from contextlib import contextmanager
 from contextlib import ExitStack
 from copy import copy
@@ -13,7 +15,11 @@ from types import TracebackType
 from urllib.parse import urlsplit
 
 import anyio
+import anyio.abc
+import click
 import werkzeug.test
+from click.testing import CliRunner
+from click.testing import Result
 from werkzeug.datastructures import Headers
 from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.sansio.utils import get_current_url
@@ -22,6 +28,7 @@ from werkzeug.wrappers import Request as BaseRequest
 
 from . import bridge
 from .asgi import PRESERVE_CONTEXT
+from .cli import ScriptInfo
 
 if t.TYPE_CHECKING:
     import httpx
@@ -248,6 +255,36 @@ class ASGIClient(FlaskClient):
         )
 
 
+class FlaskCliRunner(CliRunner):
+    """click's ``CliRunner`` for an app's commands: ``app.test_cli_runner()``.
+
+    :param app: the application whose commands run.
+    :param kwargs: arguments of ``click.testing.CliRunner``.
+    """
+
+    def __init__(self, app: Flask, **kwargs: t.Any) -> None:
+        self.app = app
+        super().__init__(**kwargs)
+
+    def invoke(  # type: ignore[override]
+        self, cli: click.Command | None = None, args: t.Any = None, **kwargs: t.Any
+    ) -> Result:
+        """Run a command in an isolated environment and return its ``Result`` (output,
+        exit code, exception); see ``click.testing.CliRunner.invoke``.
+
+        :param cli: the command to run; default: ``app.cli``.
+        :param args: the command line, a list of strings (or one string, split as a
+            shell would).
+        :param kwargs: more arguments of ``CliRunner.invoke``; ``obj`` defaults to a
+            :class:`~ctxflask.cli.ScriptInfo` that loads this app.
+        """
+        if cli is None:
+            cli = self.app.cli
+        if "obj" not in kwargs:
+            kwargs["obj"] = ScriptInfo(create_app=lambda: self.app)
+        return super().invoke(cli, args, **kwargs)
+
+
 def _scope_from_environ(environ: WSGIEnvironment) -> dict[str, t.Any]:
     headers = [
         (key[5:].replace("_", "-").lower().encode("latin-1"), value.encode("latin-1"))
@@ -338,3 +375,150 @@ def asgi_client(
 
     transport = httpx.ASGITransport(app=app.asgi)
     return httpx.AsyncClient(transport=transport, base_url=base_url, **kwargs)
+
+
+class WebSocketRejected(Exception):
+    """The app refused the WebSocket handshake; :attr:`status` and :attr:`body` hold its
+    HTTP response (or the close code, when it sent no response)."""
+
+    def __init__(self, status: int, body: bytes = b"", code: int | None = None) -> None:
+        super().__init__(status, code)
+        self.status = status
+        self.body = body
+        self.code = code
+
+
+class TestWebSocket:
+    """The client side of a WebSocket connected to ``app.asgi`` in-process; see
+    :func:`websocket_connect`."""
+
+    __test__ = False  # not a test class, for pytest
+
+    def __init__(
+        self,
+        to_app: anyio.abc.ObjectSendStream[dict[str, t.Any]],
+        from_app: anyio.abc.ObjectReceiveStream[dict[str, t.Any]],
+    ) -> None:
+        self._to_app = to_app
+        self._from_app = from_app
+        #: The subprotocol the app accepted, if any.
+        self.subprotocol: str | None = None
+        #: The headers the app accepted the handshake with.
+        self.headers: Headers = Headers()
+        #: The close code, once the app closed the connection.
+        self.close_code: int | None = None
+
+    async def send(self, data: str | bytes) -> None:
+        """Send a text (``str``) or binary (``bytes``) message to the app."""
+        key = "text" if isinstance(data, str) else "bytes"
+        await self._to_app.send({"type": "websocket.receive", key: data})
+
+    async def send_json(self, obj: t.Any) -> None:
+        """Send ``obj`` as a JSON text message."""
+        import json
+
+        await self.send(json.dumps(obj))
+
+    async def receive(self) -> str | bytes:
+        """The app's next message. Raises ``WebSocketDisconnect`` once it closed."""
+        from .websocket import WebSocketDisconnect
+
+        message = await self._from_app.receive()
+        if message["type"] == "websocket.close":
+            self.close_code = message.get("code", 1000)
+            raise WebSocketDisconnect(
+                self.close_code or 1000, message.get("reason") or ""
+            )
+        text = message.get("text")
+        return (
+            t.cast(str, text) if text is not None else t.cast(bytes, message["bytes"])
+        )
+
+    async def receive_json(self) -> t.Any:
+        """The app's next message, parsed as JSON."""
+        import json
+
+        return json.loads(await self.receive())
+
+    async def close(self, code: int = 1000) -> None:
+        """Close the connection from the client side."""
+        await self._to_app.send({"type": "websocket.disconnect", "code": code})
+
+
+@asynccontextmanager
+async def websocket_connect(
+    app: Flask,
+    path: str,
+    *,
+    query_string: str = "",
+    headers: t.Mapping[str, str] | None = None,
+    subprotocols: t.Sequence[str] = (),
+) -> t.AsyncIterator[TestWebSocket]:
+    """Connect a WebSocket to ``app.asgi`` in-process, for async tests (asyncio or trio):
+
+    ``async with websocket_connect(app, "/ws") as ws: await ws.send("hi")``
+
+    Raises :class:`WebSocketRejected` if the app refuses the handshake. Leaving the block
+    disconnects the client and waits for the app's handler to end.
+    """
+    to_app, app_inbox = anyio.create_memory_object_stream[dict[str, t.Any]](100)
+    app_outbox, from_app = anyio.create_memory_object_stream[dict[str, t.Any]](100)
+    scope: dict[str, t.Any] = {
+        "type": "websocket",
+        "asgi": {"version": "3.0", "spec_version": "2.4"},
+        "http_version": "1.1",
+        "scheme": "ws",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": query_string.encode("latin-1"),
+        "headers": [(b"host", b"localhost")]
+        + [
+            (k.lower().encode("latin-1"), v.encode("latin-1"))
+            for k, v in (headers or {}).items()
+        ],
+        "server": ("localhost", 80),
+        "client": ("127.0.0.1", 0),
+        "subprotocols": list(subprotocols),
+        "extensions": {"websocket.http.response": {}},
+    }
+
+    async def receive() -> MutableMapping[str, t.Any]:
+        try:
+            return await app_inbox.receive()
+        except anyio.EndOfStream:
+            return {"type": "websocket.disconnect", "code": 1006}
+
+    async def send(message: MutableMapping[str, t.Any]) -> None:
+        try:
+            await app_outbox.send(dict(message))
+        except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+            raise OSError("the test client closed the connection") from None
+
+    # Errors are raised after the task group, so that they come out as themselves and
+    # not wrapped in an exception group.
+    failure: BaseException | None = None
+    async with to_app, app_inbox, app_outbox, from_app, anyio.create_task_group() as tg:
+        tg.start_soon(app.asgi, scope, receive, send)
+        await to_app.send({"type": "websocket.connect"})
+        first = await from_app.receive()
+        if first["type"] == "websocket.http.response.start":
+            body = await from_app.receive()
+            failure = WebSocketRejected(first["status"], body.get("body", b""))
+        elif first["type"] == "websocket.close":
+            failure = WebSocketRejected(403, code=first.get("code"))
+        else:
+            client = TestWebSocket(to_app, from_app)
+            client.subprotocol = first.get("subprotocol")
+            for name, value in first.get("headers", ()):
+                client.headers.add(name.decode("latin-1"), value.decode("latin-1"))
+            try:
+                yield client
+            except BaseException as e:
+                failure = e
+                tg.cancel_scope.cancel()
+            else:
+                if client.close_code is None:
+                    await client.close()
+    if failure is not None:
+        raise failure
