@@ -896,6 +896,15 @@ class Flask(Scaffold):
             t.cast(str, self.static_folder), filename, max_age=max_age
         )
 
+    def open_instance_resource(
+        self, resource: str, mode: str = "rb", encoding: str | None = "utf-8"
+    ) -> t.IO[t.Any]:
+        """Open a file relative to :attr:`instance_path`, for reading or writing."""
+        path = os.path.join(self.instance_path, resource)
+        if "b" in mode:
+            return open(path, mode)
+        return open(path, mode, encoding=encoding)
+
     def get_send_file_max_age(self, filename: str | None) -> int | None:
         """The cache max age of a static file: ``SEND_FILE_MAX_AGE_DEFAULT``."""
         value = self.config["SEND_FILE_MAX_AGE_DEFAULT"]

@@ -414,7 +414,9 @@ class _Option(click.Option):
         return None
 
 
-def _version(ctx: click.Context, param: click.Parameter, value: t.Any) -> None:
+def get_version(ctx: click.Context, param: click.Parameter, value: t.Any) -> None:
+    """The ``--version`` option's callback: print the Python, ctxflask and werkzeug
+    versions and exit."""
     if not value or ctx.resilient_parsing:
         return
     click.echo(
@@ -430,7 +432,7 @@ version_option = _Option(
     ["--version"],
     help="Show the ctxflask version.",
     expose_value=False,
-    callback=_version,
+    callback=get_version,
     is_flag=True,
     is_eager=True,
 )

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextvars
 import functools
+import importlib.util
 import os
+import sys
 import typing as t
 from collections.abc import Callable
 from collections.abc import Iterator
@@ -304,3 +306,19 @@ def send_from_directory(
     return werkzeug.utils.send_from_directory(  # type: ignore[return-value]
         directory, path, **_send_file_kwargs(**kwargs)
     )
+
+
+def get_root_path(import_name: str) -> str:
+    """The folder of the module or package ``import_name`` (the working directory when it
+    cannot be found, as for an interactive session)."""
+    mod = sys.modules.get(import_name)
+    filename: str | None = getattr(mod, "__file__", None) if mod is not None else None
+    if filename is None:
+        try:
+            spec = importlib.util.find_spec(import_name)
+        except (ImportError, ValueError):
+            spec = None
+        if spec is None or spec.origin in (None, "namespace", "built-in", "frozen"):
+            return os.getcwd()
+        filename = spec.origin
+    return os.path.dirname(os.path.abspath(filename))

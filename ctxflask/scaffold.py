@@ -7,9 +7,7 @@ by the key of the app (``None``) or of a blueprint (its dotted name).
 from __future__ import annotations
 
 import functools
-import importlib.util
 import os
-import sys
 import typing as t
 from collections import defaultdict
 from collections.abc import Callable
@@ -21,6 +19,7 @@ from werkzeug.exceptions import HTTPException
 
 from . import typing as ft
 from .cli import AppGroup
+from .helpers import get_root_path
 
 F = t.TypeVar("F", bound=Callable[..., t.Any])
 T_after_request = t.TypeVar("T_after_request", bound=ft.AfterRequestCallable[t.Any])
@@ -415,19 +414,3 @@ def _endpoint_from_view_func(view_func: Callable[..., t.Any]) -> str:
     if view_func is None:
         raise TypeError("expected view func if endpoint is not provided.")
     return view_func.__name__
-
-
-def get_root_path(import_name: str) -> str:
-    """The folder of the module or package ``import_name`` (the working directory when it
-    cannot be found, as for an interactive session)."""
-    mod = sys.modules.get(import_name)
-    filename: str | None = getattr(mod, "__file__", None) if mod is not None else None
-    if filename is None:
-        try:
-            spec = importlib.util.find_spec(import_name)
-        except (ImportError, ValueError):
-            spec = None
-        if spec is None or spec.origin in (None, "namespace", "built-in", "frozen"):
-            return os.getcwd()
-        filename = spec.origin
-    return os.path.dirname(os.path.abspath(filename))

@@ -39,6 +39,11 @@ ResponseReturnValue = t.Union[
 
 ResponseClass = t.TypeVar("ResponseClass", bound="Response")
 
+# Flask 2.3 removed ``before_first_request``; the alias stays for type annotations.
+BeforeFirstRequestCallable = t.Union[
+    t.Callable[[], None], t.Callable[[], t.Awaitable[None]]
+]
+
 AppOrBlueprintKey = t.Optional[str]  # None: the application itself
 
 # Every callable below may be ``def`` or ``async def``.
