@@ -6,8 +6,10 @@ is a WSGI callable) and :mod:`.asgi` (``app.asgi``).
 
 from __future__ import annotations
 
+import asyncio.coroutines
 import collections.abc as cabc
 import functools
+import importlib.util
 import logging
 import os
 import sys
@@ -79,6 +81,21 @@ T_shell_context_processor = t.TypeVar(
 T_template_filter = t.TypeVar("T_template_filter", bound=ft.TemplateFilterCallable)
 T_template_test = t.TypeVar("T_template_test", bound=ft.TemplateTestCallable)
 T_template_global = t.TypeVar("T_template_global", bound=ft.TemplateGlobalCallable)
+
+
+def _installed_prefix(location: str) -> str | None:
+    """The installation prefix of a package folder in ``site-packages``, else None."""
+    parent, folder = os.path.split(location)
+    if folder.lower() != "site-packages":
+        return None
+    lib_parent, lib = os.path.split(parent)
+    if lib.lower() == "lib":  # prefix/lib/site-packages
+        return lib_parent
+    if (
+        os.path.basename(lib_parent).lower() == "lib"
+    ):  # prefix/lib/pythonX.Y/site-packages
+        return os.path.dirname(lib_parent)
+    return parent
 
 
 class URLMap(Map):
@@ -302,8 +319,22 @@ class Flask(Scaffold):
         return self.aborter_class()
 
     def auto_find_instance_path(self) -> str:
-        """The ``instance`` folder next to the app's package or module."""
-        return os.path.join(self.root_path, "instance")
+        """The ``instance`` folder beside the app's package (or module), as in Flask; for
+        an installed package, ``<prefix>/var/<name>-instance``."""
+        top = self.import_name.partition(".")[0]
+        try:
+            spec = importlib.util.find_spec(top)
+        except (ImportError, ValueError):
+            spec = None
+        if spec is None or spec.origin in (None, "namespace", "built-in", "frozen"):
+            return os.path.join(self.root_path, "instance")
+        location = os.path.dirname(os.path.abspath(spec.origin))
+        if spec.submodule_search_locations:  # a package: its parent folder
+            location = os.path.dirname(location)
+        prefix = _installed_prefix(location)
+        if prefix is not None:
+            return os.path.join(prefix, "var", f"{self.name}-instance")
+        return os.path.join(location, "instance")
 
     def _check_setup_finished(self, f_name: str) -> None:
         if self._got_first_request:
@@ -1129,6 +1160,13 @@ class Flask(Scaffold):
         if len(args) == 3:
             return self.asgi(*args)
         return self.wsgi_app(*args)
+
+    # ASGI servers tell ASGI 3 apps by ``asyncio.iscoroutinefunction(app.__call__)``
+    # (uvicorn's "auto" interface): this marker makes ``uvicorn module:app`` and
+    # ``uvicorn --factory`` take the app object as ASGI 3, while WSGI servers call it as
+    # before. (Python < 3.14 reads the marker; later versions, use ``app.asgi``.)
+    if hasattr(asyncio.coroutines, "_is_coroutine"):
+        __call__._is_coroutine = asyncio.coroutines._is_coroutine  # type: ignore[attr-defined]
 
     def run(
         self,

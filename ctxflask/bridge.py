@@ -232,6 +232,10 @@ def run_awaitable(make: Callable[[], Awaitable[T]], ctx: contextvars.Context) ->
     try:
         sniffio.current_async_library()
     except sniffio.AsyncLibraryNotFoundError:
+        loop_running_here = False
+    else:
+        loop_running_here = True
+    if not loop_running_here:
         return _run_on_thread_loop(make, ctx)
     return _helper_pool().submit(_run_on_thread_loop, make, ctx).result()
 
