@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+from werkzeug.security import generate_password_hash
+
+# The application package sits beside this folder; it is not installed.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from notes import create_app
+from notes.db import get_db
+from notes.db import init_db
+
+# A cheap hash: the default one is deliberately slow, and every test logs in.
+PASSWORD_HASH = generate_password_hash("test-password", method="pbkdf2:sha256:1000")
+OTHER_HASH = generate_password_hash("other-password", method="pbkdf2:sha256:1000")
+
+
+@pytest.fixture
+def app(tmp_path):
+    app = create_app(
+        {
+            "TESTING": True,
+            "SECRET_KEY": "test",
+            "DATABASE": str(tmp_path / "notes.sqlite"),
+            "SITE_NAME": "Test Notes",
+        }
+    )
+    with app.app_context():
+        init_db()
+        db = get_db()
+        db.executemany(
+            "INSERT INTO user (username, password) VALUES (?, ?)",
+            [("test", PASSWORD_HASH), ("other", OTHER_HASH)],
+        )
+        db.executemany(
+            "INSERT INTO note (title, body, author_id, created) VALUES (?, ?, ?, ?)",
+            [
+                ("Groceries", "eggs milk bread", 1, "2024-01-02 10:00:00"),
+                (
+                    "Long thoughts",
+                    "one two three four five six seven eight nine ten",
+                    2,
+                    "2024-01-03 11:00:00",
+                ),
+            ],
+        )
+        db.commit()
+    return app
+
+
+@pytest.fixture(params=["wsgi", "asgi"])
+def client(app, request):
+    """The test client, once through the WSGI entry point (``app``) and once through
+    the ASGI one (``app.asgi``)."""
+    return app.test_client(asgi=request.param == "asgi")
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+class AuthActions:
+    def __init__(self, client):
+        self._client = client
+
+    def login(self, username="test", password=None, **kwargs):
+        if password is None:
+            password = f"{username}-password"
+        return self._client.post(
+            "/auth/login",
+            data={"username": username, "password": password},
+            **kwargs,
+        )
+
+    def logout(self, **kwargs):
+        return self._client.get("/auth/logout", **kwargs)
+
+
+@pytest.fixture
+def auth(client):
+    return AuthActions(client)
