@@ -12,6 +12,7 @@ nox.options.reuse_existing_virtualenvs = True
 def tests(session: nox.Session) -> None:
     session.install("-e", ".[test]")
     session.run("pytest", *session.posargs)
+    session.run("pytest", "examples/notes/tests")
 
 
 @nox.session(python="3.11")
