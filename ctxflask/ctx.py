@@ -275,15 +275,26 @@ class RequestContext(_PushedInWith):
 
     def push(self) -> None:
         """Make this the current request context (and its app's context, if needed)."""
+        if self._push_quietly() is not None and appcontext_pushed.receivers:
+            bridge.run_steps(send_steps(appcontext_pushed, self.app))
+
+    async def _push_steps(self) -> None:
+        # The pipeline's push: an async receiver of the signal is awaited by the driver.
+        if self._push_quietly() is not None and appcontext_pushed.receivers:
+            await send_steps(appcontext_pushed, self.app)
+
+    def _push_quietly(self) -> AppContext | None:
+        """Push, without the signal; return the app context pushed along, if any."""
         app_ctx = _cv_app.get(None)
         if app_ctx is None or app_ctx.app is not self.app:
             app_ctx = self.app.app_context()
-            app_ctx.push()
+            app_ctx._tokens.append(_cv_app.set(app_ctx))
         else:
             app_ctx = None
         self._tokens.append((_cv_request.set(self), app_ctx))
         if self.url_adapter is not None and self.request.url_rule is None:
             self.match_request()
+        return app_ctx
 
     def pop(self, exc: BaseException | None = _sentinel) -> None:
         """Pop this context, running teardown callbacks the first time; pops the app

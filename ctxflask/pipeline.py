@@ -64,7 +64,7 @@ async def handle_request(
     error: BaseException | None = None
     try:
         try:
-            ctx.push()
+            await ctx._push_steps()
             if ctx._session is None and app._open_session_eagerly:
                 ctx._session = await call(app._open_session_now, ctx.request)
             response = await full_dispatch(app)
@@ -218,7 +218,7 @@ async def handle_websocket(
     error: BaseException | None = None
     try:
         try:
-            ctx.push()
+            await ctx._push_steps()
             if ctx._session is None and app._open_session_eagerly:
                 ctx._session = await call(app._open_session_now, ctx.request)
             response = await _websocket_dispatch(app)
