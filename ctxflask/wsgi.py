@@ -89,17 +89,22 @@ def serve(
     headers = ctx.run(response_headers, response, environ)
     code = response.status_code
     start_response(response.status, headers)
+    tasks = req_ctx._background_tasks
     body: t.Any
     if environ["REQUEST_METHOD"] == "HEAD" or 100 <= code < 200 or code in (204, 304):
-        body = []
+        body = []  # nothing to send; the response is still closed (an open file, say)
+        if not (response.direct_passthrough or response._on_close or tasks):
+            return t.cast(list[bytes], body)
     elif response.direct_passthrough:
         # A file wrapper, returned as is so that the server may use sendfile.
         body = response.response
+        if not tasks:
+            return t.cast(cabc.Iterable[bytes], body)
     else:
         body = response.response
         if not (type(body) is list and len(body) == 1 and type(body[0]) is bytes):
             body = [c.encode() if isinstance(c, str) else c for c in body]
-        if not response._on_close and not req_ctx._background_tasks:
+        if not response._on_close and not tasks:
             return t.cast(list[bytes], body)
 
     def close() -> None:
@@ -109,8 +114,6 @@ def serve(
         finally:
             _run_background_tasks(app, req_ctx, ctx)
 
-    if response.direct_passthrough and not req_ctx._background_tasks:
-        return t.cast(cabc.Iterable[bytes], body)
     return ClosingIterator(body, close)
 
 
