@@ -52,6 +52,7 @@ from .json.provider import DefaultJSONProvider
 from .json.provider import JSONProvider
 from .logging import create_logger
 from .scaffold import _endpoint_from_view_func
+from .scaffold import registering
 from .scaffold import Scaffold
 from .scaffold import setupmethod
 from .sessions import SecureCookieSessionInterface
@@ -691,15 +692,7 @@ class Flask(Scaffold):
 
         :param name: the filter's name; defaults to the function's name.
         """
-        if callable(name):
-            self.add_template_filter(name)
-            return name
-
-        def decorator(f: T_template_filter) -> T_template_filter:
-            self.add_template_filter(f, name=name)
-            return f
-
-        return decorator
+        return registering(self.add_template_filter, name)
 
     @setupmethod
     def add_template_filter(
@@ -723,15 +716,7 @@ class Flask(Scaffold):
 
         :param name: the test's name; defaults to the function's name.
         """
-        if callable(name):
-            self.add_template_test(name)
-            return name
-
-        def decorator(f: T_template_test) -> T_template_test:
-            self.add_template_test(f, name=name)
-            return f
-
-        return decorator
+        return registering(self.add_template_test, name)
 
     @setupmethod
     def add_template_test(
@@ -755,15 +740,7 @@ class Flask(Scaffold):
 
         :param name: the global's name; defaults to the function's name.
         """
-        if callable(name):
-            self.add_template_global(name)
-            return name
-
-        def decorator(f: T_template_global) -> T_template_global:
-            self.add_template_global(f, name=name)
-            return f
-
-        return decorator
+        return registering(self.add_template_global, name)
 
     @setupmethod
     def add_template_global(

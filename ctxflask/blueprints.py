@@ -21,6 +21,7 @@ from . import typing as ft
 from .globals import current_app
 from .scaffold import _endpoint_from_view_func
 from .scaffold import _sentinel
+from .scaffold import registering
 from .scaffold import Scaffold
 from .scaffold import setupmethod
 
@@ -469,15 +470,7 @@ class Blueprint(Scaffold):
 
         :param name: the filter's name; defaults to the function's.
         """
-        if callable(name):
-            self.add_app_template_filter(name)
-            return name
-
-        def decorator(f: T_template_filter) -> T_template_filter:
-            self.add_app_template_filter(f, name=name)
-            return f
-
-        return decorator
+        return registering(self.add_app_template_filter, name)
 
     @setupmethod
     def add_app_template_filter(
@@ -501,15 +494,7 @@ class Blueprint(Scaffold):
 
         :param name: the test's name; defaults to the function's.
         """
-        if callable(name):
-            self.add_app_template_test(name)
-            return name
-
-        def decorator(f: T_template_test) -> T_template_test:
-            self.add_app_template_test(f, name=name)
-            return f
-
-        return decorator
+        return registering(self.add_app_template_test, name)
 
     @setupmethod
     def add_app_template_test(
@@ -533,15 +518,7 @@ class Blueprint(Scaffold):
 
         :param name: the global's name; defaults to the function's.
         """
-        if callable(name):
-            self.add_app_template_global(name)
-            return name
-
-        def decorator(f: T_template_global) -> T_template_global:
-            self.add_app_template_global(f, name=name)
-            return f
-
-        return decorator
+        return registering(self.add_app_template_global, name)
 
     @setupmethod
     def add_app_template_global(

@@ -61,13 +61,29 @@ async def handle_request(
     instead (propagated in testing, or not an ``Exception``), the contexts are popped
     before it is raised.
     """
+    made, error = await _pushed(app, ctx, full_dispatch)
+    response = t.cast("Response", made)  # full_dispatch always makes one
+    if is_streamed(response):
+        return response, error, False
+    await finish_request(app, ctx, error)
+    return response, error, True
+
+
+async def _pushed(
+    app: Flask,
+    ctx: RequestContext,
+    dispatch_steps: t.Callable[[Flask], t.Coroutine[t.Any, t.Any, Response | None]],
+) -> tuple[Response | None, BaseException | None]:
+    """Push ``ctx``, open the session if its interface may block, and run
+    ``dispatch_steps``; an unhandled exception becomes a 500 response (and is returned
+    for teardown). When it propagates instead, the contexts are popped first."""
     error: BaseException | None = None
     try:
         try:
             await ctx._push_steps()
             if ctx._session is None and app._open_session_eagerly:
                 ctx._session = await call(app._open_session_now, ctx.request)
-            response = await full_dispatch(app)
+            response = await dispatch_steps(app)
         except Exception as e:
             error = e
             response = await handle_exception(app, e)
@@ -75,10 +91,7 @@ async def handle_request(
         if ctx._tokens:
             await finish_request(app, ctx, e)
         raise
-    if is_streamed(response):
-        return response, error, False
-    await finish_request(app, ctx, error)
-    return response, error, True
+    return response, error
 
 
 async def finish_request(
@@ -215,20 +228,7 @@ async def handle_websocket(
     or closed the connection itself), and the unhandled exception that was turned into
     a 500, if any. A client that disconnected ends the handler normally.
     """
-    error: BaseException | None = None
-    try:
-        try:
-            await ctx._push_steps()
-            if ctx._session is None and app._open_session_eagerly:
-                ctx._session = await call(app._open_session_now, ctx.request)
-            response = await _websocket_dispatch(app)
-        except Exception as e:
-            error = e
-            response = await handle_exception(app, e)
-    except BaseException as e:
-        if ctx._tokens:
-            await finish_request(app, ctx, e)
-        raise
+    response, error = await _pushed(app, ctx, _websocket_dispatch)
     await finish_request(app, ctx, error)
     return response, error
 

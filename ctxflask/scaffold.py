@@ -57,6 +57,20 @@ def _update_wrapper(
     return functools.update_wrapper(wrapper, f)
 
 
+def registering(register: Callable[..., None], name_or_function: t.Any) -> t.Any:
+    """The body of a decorator usable bare or with a name, such as ``@template_filter``
+    and ``@template_filter("name")``: ``register(function, name=...)`` does the work."""
+    if callable(name_or_function):
+        register(name_or_function)
+        return name_or_function
+
+    def decorator(f: F) -> F:
+        register(f, name=name_or_function)
+        return f
+
+    return decorator
+
+
 class Scaffold:
     """Registration of views, hooks, error handlers and URL processors.
 
