@@ -45,6 +45,7 @@ from .config import Config
 from .config import ConfigAttribute
 from .ctx import _AppCtxGlobals
 from .ctx import AppContext
+from .ctx import _UNBUILT
 from .ctx import RequestContext
 from .globals import _cv_app
 from .globals import _cv_request
@@ -403,27 +404,57 @@ class Flask(Scaffold):
                 )
             self.view_functions[endpoint] = view_func
 
-    def _match(self, adapter: MapAdapter) -> tuple[Rule, t.Mapping[str, t.Any]]:
-        """``adapter.match(return_rule=True)``, remembering the matches of rules without
-        arguments: for those, the same request line always gives the same match, and
-        matching is a fifth of the cost of a small request. Bounded; forgotten when rules
-        are added."""
+    def _binds_lazily(self) -> bool:
+        """Whether a request's URL adapter is the default one (no ``SERVER_NAME``,
+        ``TRUSTED_HOSTS``, host or subdomain matching, nor an overridden
+        :meth:`create_url_adapter`), which matching can do without."""
+        config = self.config
+        return (
+            not self._custom_url_adapter
+            and config["SERVER_NAME"] is None
+            and config["TRUSTED_HOSTS"] is None
+            and not self.subdomain_matching
+            and not self.url_map.host_matching
+        )
+
+    def _match(self, ctx: RequestContext) -> tuple[Rule, t.Mapping[str, t.Any]]:
+        """``ctx.url_adapter.match(return_rule=True)``, remembering the matches of rules
+        without arguments: for those, the same request line always gives the same match,
+        and matching is a fifth of the cost of a small request. With the default binding
+        a remembered match needs no adapter at all. Bounded; forgotten when rules are
+        added."""
         version = getattr(self.url_map, "version", None)
         if version is None:  # a map class that does not count its changes
-            return adapter.match(return_rule=True)
-        key = (
-            adapter.server_name,
-            adapter.subdomain,
-            adapter.path_info,
-            adapter.default_method,
-            adapter.websocket,
-            version,
-        )
+            return ctx.url_adapter.match(return_rule=True)  # type: ignore[union-attr]
+        key: tuple[t.Any, ...]
+        if ctx._url_adapter is _UNBUILT:
+            request = ctx.request
+            environ = request.environ
+            # What _bind_to_request would bind from (the host validated as it would be).
+            key = (
+                _server_name(request),
+                environ.get("PATH_INFO"),
+                environ["REQUEST_METHOD"],
+                environ["wsgi.url_scheme"],
+                environ.get("HTTP_UPGRADE"),
+                environ.get("HTTP_CONNECTION"),
+                version,
+            )
+        else:
+            adapter = ctx.url_adapter
+            key = (
+                adapter.server_name,  # type: ignore[union-attr]
+                adapter.subdomain,  # type: ignore[union-attr]
+                adapter.path_info,  # type: ignore[union-attr]
+                adapter.default_method,  # type: ignore[union-attr]
+                adapter.websocket,  # type: ignore[union-attr]
+                version,
+            )
         cache = self._static_matches
         hit = cache.get(key)
         if hit is not None:
             return hit[0], dict(hit[1])
-        rule, args = adapter.match(return_rule=True)
+        rule, args = ctx.url_adapter.match(return_rule=True)  # type: ignore[union-attr]
         if not rule.arguments and len(cache) < 1024:
             cache[key] = (rule, dict(args))
         return rule, args

@@ -43,6 +43,14 @@ if t.TYPE_CHECKING:
 F = t.TypeVar("F", bound=Callable[..., t.Any])
 
 
+class _Unbuilt:
+    def __repr__(self) -> str:
+        return "<URL adapter not built yet>"
+
+
+_UNBUILT: t.Any = _Unbuilt()
+
+
 class _Sentinel:
     def __repr__(self) -> str:
         return "<no exception given>"
@@ -216,11 +224,11 @@ class RequestContext(_PushedInWith):
             request = app.request_class(environ)
             request.json_module = app.json
         self.request: Request = request
-        self.url_adapter: MapAdapter | None = None
-        try:
-            self.url_adapter = app.create_url_adapter(request)
-        except HTTPException as e:
-            request.routing_exception = e
+        # With the default binding, matching can do without an adapter: it is built
+        # when something needs it (url_for, a route not matched before).
+        self._url_adapter: t.Any = (
+            _UNBUILT if app._binds_lazily() else self._build_url_adapter()
+        )
         self.flashes: list[tuple[str, str]] | None = None
         self._session: SessionMixin | None = session
         self._after_request_functions: list[AfterRequestCallable[t.Any]] = []
@@ -235,6 +243,25 @@ class RequestContext(_PushedInWith):
         ] = []
         self._torn_down = False
 
+    def _build_url_adapter(self) -> MapAdapter | None:
+        try:
+            return self.app.create_url_adapter(self.request)
+        except HTTPException as e:
+            self.request.routing_exception = e
+            return None
+
+    @property
+    def url_adapter(self) -> MapAdapter | None:
+        """The URL adapter bound to this request (``None`` if it could not be built)."""
+        adapter = self._url_adapter
+        if adapter is _UNBUILT:
+            adapter = self._url_adapter = self._build_url_adapter()
+        return t.cast("MapAdapter | None", adapter)
+
+    @url_adapter.setter
+    def url_adapter(self, value: MapAdapter | None) -> None:
+        self._url_adapter = value
+
     def copy(self) -> RequestContext:
         """A new context for the same request and session object, to push elsewhere."""
         return type(self)(
@@ -244,7 +271,7 @@ class RequestContext(_PushedInWith):
     def match_request(self) -> None:
         """Match the request against the URL map; a routing error is kept for dispatch."""
         try:
-            result = self.app._match(self.url_adapter)  # type: ignore[arg-type]
+            result = self.app._match(self)
             self.request.url_rule, view_args = result
             self.request.view_args = dict(view_args)
         except HTTPException as e:
@@ -292,7 +319,7 @@ class RequestContext(_PushedInWith):
         else:
             app_ctx = None
         self._tokens.append((_cv_request.set(self), app_ctx))
-        if self.url_adapter is not None and self.request.url_rule is None:
+        if self._url_adapter is not None and self.request.url_rule is None:
             self.match_request()
         return app_ctx
 
