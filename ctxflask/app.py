@@ -44,8 +44,8 @@ from .asgi import ASGIApp
 from .config import Config
 from .config import ConfigAttribute
 from .ctx import _AppCtxGlobals
-from .ctx import AppContext
 from .ctx import _UNBUILT
+from .ctx import AppContext
 from .ctx import RequestContext
 from .globals import _cv_app
 from .globals import _cv_request

@@ -302,9 +302,16 @@ class HTTPConnection:
                 await self._send_file(response)
             else:
                 chunks = response.response
-                data = b"".join(
-                    c.encode() if isinstance(c, str) else bytes(c) for c in chunks
-                )
+                if (
+                    type(chunks) is list
+                    and len(chunks) == 1
+                    and type(chunks[0]) is bytes
+                ):
+                    data = chunks[0]  # the usual body: one piece, already bytes
+                else:
+                    data = b"".join(
+                        c.encode() if isinstance(c, str) else bytes(c) for c in chunks
+                    )
                 await self.send({"type": "http.response.body", "body": data})
         finally:
             if response._on_close or response.direct_passthrough:

@@ -54,4 +54,6 @@ def public_names(module: str) -> list[str]:
             names.extend(
                 a.asname for a in node.names if a.asname and a.asname == a.name
             )
-    return sorted({n for n in names if not n.startswith("_")}, key=lambda n: (n.lower(), n))
+    return sorted(
+        {n for n in names if not n.startswith("_")}, key=lambda n: (n.lower(), n)
+    )
