@@ -143,8 +143,14 @@ def _environ_key(raw_name: bytes) -> str:
     return key
 
 
+def _latin1(text: str) -> str:
+    # WSGI carries bytes as latin-1 strings: the UTF-8 bytes of a non-ASCII path.
+    return text if text.isascii() else text.encode().decode("latin-1")
+
+
 def build_environ(scope: Scope, body: t.Any) -> dict[str, t.Any]:
-    """The WSGI environ of an ASGI ``http`` scope, with ``body`` as ``wsgi.input``."""
+    """The WSGI environ of an ASGI ``http`` or ``websocket`` scope, with ``body`` as
+    ``wsgi.input``."""
     root_path: str = scope.get("root_path", "")
     path: str = scope["path"]
     if root_path and path.startswith(root_path):
@@ -153,37 +159,43 @@ def build_environ(scope: Scope, body: t.Any) -> dict[str, t.Any]:
     client = scope.get("client")
     environ: dict[str, t.Any] = {
         "REQUEST_METHOD": scope.get("method", "GET"),
-        "SCRIPT_NAME": root_path.encode().decode("latin-1"),
-        "PATH_INFO": path.encode().decode("latin-1"),
+        "SCRIPT_NAME": _latin1(root_path),
+        "PATH_INFO": _latin1(path),
         "QUERY_STRING": scope.get("query_string", b"").decode("latin-1"),
         "SERVER_NAME": server[0],
-        "SERVER_PORT": str(server[1]) if server[1] is not None else "",
-        "SERVER_PROTOCOL": f"HTTP/{scope.get('http_version', '1.1')}",
+        "SERVER_PORT": "" if server[1] is None else str(server[1]),
+        "SERVER_PROTOCOL": _PROTOCOLS.get(scope.get("http_version", "1.1"), "HTTP/1.1"),
         "REMOTE_ADDR": client[0] if client else "",
-        "wsgi.version": (1, 0),
         "wsgi.url_scheme": scope.get("scheme", "http"),
         "wsgi.input": body,
-        "wsgi.errors": sys.stderr,
-        "wsgi.multithread": True,
-        "wsgi.multiprocess": True,
-        "wsgi.run_once": False,
-        # Every ASGI body has an end (more_body=False): read to it, within the limits.
-        "wsgi.input_terminated": True,
         "asgi.scope": scope,
+        "wsgi.errors": sys.stderr,  # read now: it may have been replaced since import
+        **_WSGI_CONSTANTS,
     }
     if client:
         environ["REMOTE_PORT"] = str(client[1])
-    for raw_name, raw_value in scope.get("headers", ()):
+    for raw_name, raw_value in scope["headers"]:
         name = _environ_key(raw_name)
         value = raw_value.decode("latin-1")
         if name in environ:
             separator = "; " if name == "HTTP_COOKIE" else ","
             value = f"{environ[name]}{separator}{value}"
         environ[name] = value
-    preserve = scope.get("extensions", {}).get(PRESERVE_CONTEXT)
-    if preserve is not None:
-        environ["werkzeug.debug.preserve_context"] = preserve
+    extensions = scope.get("extensions")
+    if extensions and PRESERVE_CONTEXT in extensions:
+        environ["werkzeug.debug.preserve_context"] = extensions[PRESERVE_CONTEXT]
     return environ
+
+
+_PROTOCOLS = {"1.0": "HTTP/1.0", "1.1": "HTTP/1.1", "2": "HTTP/2", "3": "HTTP/3"}
+_WSGI_CONSTANTS: dict[str, t.Any] = {
+    "wsgi.version": (1, 0),
+    "wsgi.multithread": True,
+    "wsgi.multiprocess": True,
+    "wsgi.run_once": False,
+    # Every ASGI body has an end (more_body=False): read to it, within the limits.
+    "wsgi.input_terminated": True,
+}
 
 
 def _content_length(scope: Scope) -> int | None:
