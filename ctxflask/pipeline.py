@@ -29,6 +29,7 @@ from werkzeug.routing import WebsocketMismatch
 from .bridge import call
 from .globals import _cv_app
 from .globals import _cv_request
+from .signals import appcontext_pushed
 from .signals import appcontext_tearing_down
 from .signals import got_request_exception
 from .signals import request_finished
@@ -80,7 +81,10 @@ async def _pushed(
     error: BaseException | None = None
     try:
         try:
-            await ctx._push_steps()
+            if appcontext_pushed.receivers:
+                await ctx._push_steps()
+            else:
+                ctx._push_quietly()
             if ctx._session is None and app._open_session_eagerly:
                 ctx._session = await call(app._open_session_now, ctx.request)
             response = await dispatch_steps(app)
