@@ -454,6 +454,8 @@ class Flask(Scaffold):
         hit = cache.get(key)
         if hit is not None:
             return hit[0], dict(hit[1])
+        if ctx._url_adapter is _UNBUILT:  # the default binding: bind it directly
+            ctx._url_adapter = _bind_to_request(self.url_map, ctx.request, key[0])
         rule, args = ctx.url_adapter.match(return_rule=True)  # type: ignore[union-attr]
         if not rule.arguments and len(cache) < 1024:
             cache[key] = (rule, dict(args))
@@ -1270,7 +1272,9 @@ def _idna(host: str) -> str:
     return encoded
 
 
-def _bind_to_request(url_map: Map, request: Request) -> MapAdapter:
+def _bind_to_request(
+    url_map: Map, request: Request, server_name: str | None = None
+) -> MapAdapter:
     """``url_map.bind_to_environ(environ, subdomain=default)`` for the common case of no
     ``SERVER_NAME`` and no host or subdomain matching, without the server-name logic that
     case does not use. A test compares the two."""
@@ -1284,7 +1288,7 @@ def _bind_to_request(url_map: Map, request: Request) -> MapAdapter:
     path_info = _wsgi_str(environ.get("PATH_INFO"))
     return MapAdapter(
         url_map,
-        _server_name(request),
+        _server_name(request) if server_name is None else server_name,
         "/" if script_name is None else script_name,
         url_map.default_subdomain or "",
         scheme,

@@ -1229,9 +1229,9 @@ def test_plain_app_uses_the_fast_url_adapter(app, client, monkeypatch):
     calls = []
     real = ctxflask.app._bind_to_request
 
-    def spy(url_map, req):
+    def spy(url_map, req, *server_name):
         calls.append(req.path)
-        return real(url_map, req)
+        return real(url_map, req, *server_name)
 
     monkeypatch.setattr(ctxflask.app, "_bind_to_request", spy)
 
