@@ -222,25 +222,40 @@ def _streams_request_body(app: Flask, req_ctx: RequestContext) -> bool:
     return getattr(view, "__ctxflask_streams_body__", False) is True
 
 
-class HTTPConnection:
+class _Connection:
+    """What an ``http`` and a ``websocket`` scope share: the environ built from the scope,
+    a fresh copy of the server task's context, and the request context made in it."""
+
+    def __init__(
+        self,
+        asgi: ASGIApp,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        body: ASGIBody | _NoBody,
+    ) -> None:
+        self.asgi = asgi
+        self.app = asgi.app
+        self.scope = scope
+        self.receive = receive
+        self.send = send
+        self.environ = build_environ(scope, body)
+        self.ctx = contextvars.copy_context()
+        self.req_ctx: RequestContext = self.ctx.run(
+            self.app.request_context, self.environ
+        )
+
+
+class HTTPConnection(_Connection):
     """One ``http`` scope: run the pipeline, send the response, tear down once."""
 
     def __init__(
         self, asgi: ASGIApp, scope: Scope, receive: Receive, send: Send
     ) -> None:
-        self.asgi = asgi
-        self.app = app = asgi.app
-        self.scope = scope
-        self.receive = receive
-        self.send = send
-        self._limiter: anyio.CapacityLimiter | None = None
         length = _content_length(scope)
-        self.body: ASGIBody | _NoBody = (
-            _NO_BODY if length == 0 else ASGIBody(receive, length)
-        )
-        self.environ = build_environ(scope, self.body)
-        self.ctx = contextvars.copy_context()
-        self.req_ctx: RequestContext = self.ctx.run(app.request_context, self.environ)
+        self.body = _NO_BODY if length == 0 else ASGIBody(receive, length)
+        super().__init__(asgi, scope, receive, send, self.body)
+        self._limiter: anyio.CapacityLimiter | None = None
 
     def limiter(self) -> anyio.CapacityLimiter:
         """The worker-thread pool bound, found on first use."""
@@ -408,21 +423,14 @@ class HTTPConnection:
                 return
 
 
-class WebsocketConnection:
+class WebsocketConnection(_Connection):
     """One ``websocket`` scope: run the handler through the pipeline between its hooks;
     reject the handshake, or close the connection, as it ended."""
 
     def __init__(
         self, asgi: ASGIApp, scope: Scope, receive: Receive, send: Send
     ) -> None:
-        self.asgi = asgi
-        self.app = app = asgi.app
-        self.scope = scope
-        self.receive = receive
-        self.send = send
-        environ = build_environ(scope, _NO_BODY)
-        self.ctx = ctx = contextvars.copy_context()
-        self.req_ctx: RequestContext = ctx.run(app.request_context, environ)
+        super().__init__(asgi, scope, receive, send, _NO_BODY)
         self.websocket = Websocket(self.req_ctx.request, receive, send)
         self.req_ctx._websocket = self.websocket
 
@@ -465,7 +473,7 @@ class WebsocketConnection:
             return
         if response is None:
             response = self.app.response_class(status=500 if failed else 403)
-        headers = self.ctx.run(response_headers, response, self.req_ctx.request.environ)
+        headers = self.ctx.run(response_headers, response, self.environ)
         await self.send(
             {
                 "type": "websocket.http.response.start",

@@ -229,15 +229,17 @@ def run_awaitable(make: Callable[[], Awaitable[T]], ctx: contextvars.Context) ->
         # A worker thread of a running event loop (sync code under ASGI): await it there,
         # where the loop's resources (connection pools, trio) live.
         return anyio.from_thread.run(_await_made, make, ctx)
+    if not _loop_running_here():
+        return _run_on_thread_loop(make, ctx)
+    return _helper_pool().submit(_run_on_thread_loop, make, ctx).result()
+
+
+def _loop_running_here() -> bool:
     try:
         sniffio.current_async_library()
     except sniffio.AsyncLibraryNotFoundError:
-        loop_running_here = False
-    else:
-        loop_running_here = True
-    if not loop_running_here:
-        return _run_on_thread_loop(make, ctx)
-    return _helper_pool().submit(_run_on_thread_loop, make, ctx).result()
+        return False
+    return True
 
 
 async def _await_made(make: Callable[[], Awaitable[T]], ctx: contextvars.Context) -> T:
@@ -295,19 +297,16 @@ def call_in(
     """
     if ctx is not None:
         return t.cast(T, _call_sync(fn, args, kwargs, ctx))
-    if not is_async_callable(fn):
-        result = fn(*args, **kwargs)
-        if type(result) is not types.CoroutineType:
-            return result
-        coro = t.cast(Coroutine[t.Any, t.Any, t.Any], result)
-        copy = contextvars.copy_context()
-        value: t.Any = run_awaitable(lambda: coro, copy)
+    make: Callable[[], Awaitable[t.Any]]
+    if is_async_callable(fn):
+        make = functools.partial(fn, *args, **kwargs)  # type: ignore[assignment]
     else:
-        copy = contextvars.copy_context()
-        make = t.cast(
-            Callable[[], Awaitable[t.Any]], functools.partial(fn, *args, **kwargs)
-        )
-        value = run_awaitable(make, copy)
+        result: t.Any = fn(*args, **kwargs)
+        if type(result) is not types.CoroutineType:
+            return t.cast(T, result)
+        make = lambda: result  # noqa: E731 - a sync wrapper's coroutine, to await
+    copy = contextvars.copy_context()
+    value = run_awaitable(make, copy)
     _copy_back(copy)
     return t.cast(T, value)
 
@@ -397,33 +396,6 @@ def pinned(coro: Coroutine[t.Any, t.Any, T], ctx: contextvars.Context) -> Awaita
     return t.cast(Awaitable[T], _Pinned(coro, ctx))
 
 
-async def call_async(
-    ctx: contextvars.Context,
-    limiter: anyio.CapacityLimiter | None,
-    fn: Callable[..., T],
-    /,
-    *args: t.Any,
-    **kwargs: t.Any,
-) -> T:
-    """From async code: call a sync or async ``fn`` inside ``ctx`` and return its result.
-
-    Sync callables run in a worker thread bounded by ``limiter``, unless marked
-    :func:`nonblocking`.
-    """
-    if is_async_callable(fn):
-        coro = t.cast(Coroutine[t.Any, t.Any, T], ctx.run(fn, *args, **kwargs))
-        return await pinned(coro, ctx)
-    if _is_nonblocking(fn):
-        result: t.Any = ctx.run(fn, *args, **kwargs)
-    else:
-        result = await anyio.to_thread.run_sync(
-            functools.partial(ctx.run, fn, *args, **kwargs), limiter=limiter
-        )
-    if type(result) is types.CoroutineType:
-        result = await pinned(result, ctx)
-    return t.cast(T, result)
-
-
 def _steps_in_thread(
     steps: Steps[t.Any], ctx: contextvars.Context, invoke: Invoke
 ) -> Invoke | _Done:
@@ -433,7 +405,7 @@ def _steps_in_thread(
         value: t.Any = None
         error: BaseException | None = None
         try:
-            value = _call_sync_in_worker(invoke, ctx)
+            value = _call_sync(invoke.fn, invoke.args, invoke.kwargs, ctx)
         except BaseException as e:
             error = e
         outcome = _resume(steps, ctx, value, error)
@@ -441,21 +413,6 @@ def _steps_in_thread(
         if isinstance(outcome, _Done) or is_async_callable(outcome.fn):
             return outcome
         invoke = outcome
-
-
-def _call_sync_in_worker(invoke: Invoke, ctx: contextvars.Context) -> t.Any:
-    result = ctx.run(invoke.fn, *invoke.args, **invoke.kwargs)
-    if type(result) is types.CoroutineType:
-        # Back to the loop to await it: this thread has no loop of its own to use.
-        coro = result
-        return anyio.from_thread.run(_await_pinned, coro, ctx)
-    return result
-
-
-async def _await_pinned(
-    coro: Coroutine[t.Any, t.Any, t.Any], ctx: contextvars.Context
-) -> t.Any:
-    return await pinned(coro, ctx)
 
 
 async def run_steps_async(

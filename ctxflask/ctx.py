@@ -149,9 +149,13 @@ class AppContext(_PushedInWith):
 
     def push(self) -> None:
         """Make this the current application context."""
-        self._tokens.append(_cv_app.set(self))
+        self._push_quietly()
         if appcontext_pushed.receivers:
             bridge.run_steps(send_steps(appcontext_pushed, self.app))
+
+    def _push_quietly(self) -> None:
+        """Push, without the signal."""
+        self._tokens.append(_cv_app.set(self))
 
     def pop(self, exc: BaseException | None = _sentinel) -> None:
         """Pop this context, running the app's teardown callbacks the first time."""
@@ -315,7 +319,7 @@ class RequestContext(_PushedInWith):
         app_ctx = _cv_app.get(None)
         if app_ctx is None or app_ctx.app is not self.app:
             app_ctx = self.app.app_context()
-            app_ctx._tokens.append(_cv_app.set(app_ctx))
+            app_ctx._push_quietly()
         else:
             app_ctx = None
         self._tokens.append((_cv_request.set(self), app_ctx))
