@@ -38,6 +38,7 @@ from bench.asgi_apps import FRAMEWORKS
 from bench.asgi_apps import Message
 from bench.asgi_apps import SCENARIOS
 from bench.timing import environment
+from bench.timing import render_table
 from bench.timing import Result
 from bench.timing import write_json
 
@@ -442,21 +443,6 @@ def _fmt_ratio(result: Result | None, aim: float | None) -> str:
     return cell
 
 
-def _render(rows: Sequence[Sequence[str]]) -> str:
-    """Rows as aligned plain text: the first column left, the others right."""
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = []
-    for number, row in enumerate(rows):
-        cells = [
-            cell.ljust(width) if i == 0 else cell.rjust(width)
-            for i, (cell, width) in enumerate(zip(row, widths, strict=True))
-        ]
-        lines.append("  ".join(cells).rstrip())
-        if number == 0:
-            lines.append("  ".join("-" * w for w in widths))
-    return "\n".join(lines)
-
-
 def _label(result: ScenarioResult) -> str:
     if result.requests_per_call > 1:
         return f"{result.scenario} (x{result.requests_per_call})"
@@ -471,7 +457,7 @@ def format_tables(results: Sequence[ScenarioResult], names: Sequence[str]) -> st
         medians.append(
             [_label(result), *(_fmt_us(result.medians.get(n)) for n in names)]
         )
-    text = _render(medians)
+    text = render_table(medians)
     baselines = [b for b in BASELINES if b in names and CANDIDATE in names]
     if baselines:
         ratios = [["scenario", *(f"{CANDIDATE}/{b}" for b in baselines)]]
@@ -487,7 +473,7 @@ def format_tables(results: Sequence[ScenarioResult], names: Sequence[str]) -> st
                     ),
                 ]
             )
-        text += "\n\n" + _render(ratios)
+        text += "\n\n" + render_table(ratios)
     return text
 
 

@@ -47,6 +47,7 @@ from bench.asgi_apps import DISTRIBUTIONS
 from bench.asgi_apps import FRAMEWORKS
 from bench.asgi_apps import SCENARIOS as ASGI_SCENARIOS
 from bench.timing import environment
+from bench.timing import render_table
 from bench.timing import write_json
 
 HOST = "127.0.0.1"
@@ -445,20 +446,6 @@ class ScenarioResult:
         }
 
 
-def _render(rows: Sequence[Sequence[str]]) -> str:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = []
-    for number, row in enumerate(rows):
-        cells = [
-            cell.ljust(width) if i == 0 else cell.rjust(width)
-            for i, (cell, width) in enumerate(zip(row, widths, strict=True))
-        ]
-        lines.append("  ".join(cells).rstrip())
-        if number == 0:
-            lines.append("  ".join("-" * w for w in widths))
-    return "\n".join(lines)
-
-
 def format_table(results: Sequence[ScenarioResult], names: Sequence[str]) -> str:
     """Median requests/s per framework, and ctxflask's ratio to each baseline."""
     baselines = [b for b in BASELINES if b in names and CANDIDATE in names]
@@ -478,7 +465,7 @@ def format_table(results: Sequence[ScenarioResult], names: Sequence[str]) -> str
                 *(f"{result.ratio(b):.3f}x" for b in baselines),
             ]
         )
-    return _render(rows)
+    return render_table(rows)
 
 
 def run(

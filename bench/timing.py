@@ -124,7 +124,13 @@ def format_table(
                 verdict,
             ]
         rows.append(row)
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    return render_table(rows)
+
+
+def render_table(rows: Sequence[Sequence[str]]) -> str:
+    """Rows as aligned plain text under a rule after the first (the header): the first
+    column left-aligned, the others right-aligned."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = []
     for number, row in enumerate(rows):
         cells = [
