@@ -9,7 +9,6 @@ response. Each request runs in a fresh copy of the server task's context.
 from __future__ import annotations
 
 import contextvars
-import functools
 import logging
 import sys
 import typing as t
@@ -18,13 +17,13 @@ from collections.abc import Callable
 from collections.abc import MutableMapping
 
 import anyio
-import anyio.to_thread
-from anyio.lowlevel import RunVar
 
 from . import bridge
 from . import pipeline
 from .body import ASGIBody
 from .websocket import Websocket
+from .workers import pool_for
+from .workers import WorkerPool
 from .wrappers import response_headers
 
 if t.TYPE_CHECKING:
@@ -38,8 +37,6 @@ Receive = Callable[[], t.Awaitable[Message]]
 Send = Callable[[Message], t.Awaitable[None]]
 
 logger = logging.getLogger("ctxflask.asgi")
-
-_limiters: RunVar[dict[int, anyio.CapacityLimiter]] = RunVar("ctxflask_limiters")
 
 #: The scope extension the test client uses to keep a request's contexts for inspection.
 PRESERVE_CONTEXT = "ctxflask.preserve_context"
@@ -72,20 +69,10 @@ class ASGIApp:
                 " and 'lifespan' scopes."
             )
 
-    def _limiter(self) -> anyio.CapacityLimiter:
-        # One pool bound per app and event loop (limiters belong to a loop). Looked up
-        # only when a request has sync work: async-only requests never pay for it.
-        try:
-            limiters = _limiters.get()
-        except LookupError:
-            limiters = {}
-            _limiters.set(limiters)
-        limiter = limiters.get(id(self.app))
-        if limiter is None:
-            limiter = limiters[id(self.app)] = anyio.CapacityLimiter(
-                int(self.app.config.get("WORKER_THREADS") or 40)
-            )
-        return limiter
+    def workers(self) -> WorkerPool:
+        """The app's worker threads on the running event loop. Looked up only when a
+        request has sync work: async-only requests never pay for it."""
+        return pool_for(id(self.app), int(self.app.config.get("WORKER_THREADS") or 40))
 
     def __repr__(self) -> str:
         return f"<ASGIApp of {self.app.name!r}>"
@@ -255,20 +242,20 @@ class HTTPConnection(_Connection):
         length = _content_length(scope)
         self.body = _NO_BODY if length == 0 else ASGIBody(receive, length)
         super().__init__(asgi, scope, receive, send, self.body)
-        self._limiter: anyio.CapacityLimiter | None = None
+        self._workers: WorkerPool | None = None
 
-    def limiter(self) -> anyio.CapacityLimiter:
-        """The worker-thread pool bound, found on first use."""
-        if self._limiter is None:
-            self._limiter = self.asgi._limiter()
-        return self._limiter
+    def workers(self) -> WorkerPool:
+        """The app's worker threads, found on first use."""
+        if self._workers is None:
+            self._workers = self.asgi.workers()
+        return self._workers
 
     async def run(self) -> None:
         app, ctx, req_ctx = self.app, self.ctx, self.req_ctx
         response, error, finished = await bridge.run_steps_async(
             pipeline.handle_request(app, req_ctx),
             ctx,
-            self.limiter,
+            self.workers,
             before_async=None
             if self.body is _NO_BODY
             else self._receive_body_for_async,
@@ -288,7 +275,7 @@ class HTTPConnection(_Connection):
             await bridge.run_steps_async(
                 pipeline.run_background_tasks(self.app, self.req_ctx),
                 self.ctx,
-                self.limiter,
+                self.workers,
             )
         finally:
             self.asgi.running_tasks -= 1
@@ -342,17 +329,13 @@ class HTTPConnection(_Connection):
                 await self.send({"type": "http.response.body", "body": data})
         finally:
             if response._on_close or response.direct_passthrough:
-                await anyio.to_thread.run_sync(
-                    self.ctx.run, response.close, limiter=self.limiter()
-                )
+                await self.workers().run(self.ctx.run, response.close)
 
     async def _send_file(self, response: Response) -> None:
         # A file wrapper (send_file): read it in chunks, in worker threads.
         iterator = iter(t.cast(t.Iterable[bytes], response.response))
         while True:
-            chunk = await anyio.to_thread.run_sync(
-                next, iterator, None, limiter=self.limiter()
-            )
+            chunk = await self.workers().run(next, iterator, None)
             if chunk is None:
                 break
             await self.send(
@@ -366,7 +349,7 @@ class HTTPConnection(_Connection):
         """Send a generator's chunks as they come, inside the request's contexts; then
         close it and tear down, once, however the stream ended: at its end, by an error,
         or because the client went away (``http.disconnect``, or ``send`` failing)."""
-        chunks = _Chunks(response, self.ctx, self.limiter())
+        chunks = _Chunks(response, self.ctx, self.workers())
         failure: Exception | None = None
         try:
             await self.send(self._start_message(response))
@@ -391,14 +374,12 @@ class HTTPConnection(_Connection):
             with anyio.CancelScope(shield=True):
                 try:
                     await chunks.aclose()
-                    await anyio.to_thread.run_sync(
-                        self.ctx.run, response.close, limiter=self.limiter()
-                    )
+                    await self.workers().run(self.ctx.run, response.close)
                 finally:
                     await bridge.run_steps_async(
                         pipeline.finish_request(self.app, self.req_ctx, error),
                         self.ctx,
-                        self.limiter,
+                        self.workers,
                     )
         if failure is not None and not isinstance(failure, OSError):
             # Headers went out: raising makes the server close the connection.
@@ -442,7 +423,7 @@ class WebsocketConnection(_Connection):
             response, error = await bridge.run_steps_async(
                 pipeline.handle_websocket(self.app, self.req_ctx),
                 self.ctx,
-                self.asgi._limiter,
+                self.asgi.workers,
             )
         except BaseException:
             # Raised on (testing, or cancelled): the client still gets an ending.
@@ -498,10 +479,10 @@ class _Chunks:
         self,
         response: Response,
         ctx: contextvars.Context,
-        limiter: anyio.CapacityLimiter,
+        workers: WorkerPool,
     ) -> None:
         self.ctx = ctx
-        self.limiter = limiter
+        self.workers = workers
         source: t.Any = response.response
         self.is_async = isinstance(source, AsyncIterable) and not hasattr(
             source, "__iter__"
@@ -516,10 +497,7 @@ class _Chunks:
         if self.is_async:
             chunk = await bridge.pinned(self.iterator.__anext__(), self.ctx)
         else:
-            chunk = await anyio.to_thread.run_sync(
-                functools.partial(self.ctx.run, next, self.iterator, self._END),
-                limiter=self.limiter,
-            )
+            chunk = await self.workers.run(self.ctx.run, next, self.iterator, self._END)
             if chunk is self._END:
                 raise StopAsyncIteration
         if isinstance(chunk, str):
@@ -537,9 +515,7 @@ class _Chunks:
         else:
             close = getattr(self.iterator, "close", None)
             if close is not None:
-                await anyio.to_thread.run_sync(
-                    self.ctx.run, close, limiter=self.limiter
-                )
+                await self.workers.run(self.ctx.run, close)
 
 
 class Lifespan:
@@ -584,7 +560,7 @@ class Lifespan:
             await bridge.run_steps_async(
                 pipeline.run_in_app_context(self.app, funcs),
                 contextvars.copy_context(),
-                self.asgi._limiter,
+                self.asgi.workers,
             )
         except BaseException as e:
             logger.exception("ctxflask %s failed", phase)

@@ -37,8 +37,11 @@ from collections.abc import Generator
 from concurrent.futures import ThreadPoolExecutor
 
 import anyio.from_thread
-import anyio.to_thread
 import sniffio
+
+from .workers import default_pool
+from .workers import in_worker_thread
+from .workers import WorkerPool
 
 T = t.TypeVar("T")
 F = t.TypeVar("F", bound=Callable[..., t.Any])
@@ -161,8 +164,6 @@ class _ThreadLoop(threading.local):
 
 
 _thread_loop = _ThreadLoop()
-# anyio marks its worker threads here (the token of their event loop).
-_anyio_worker: t.Any = getattr(anyio.from_thread, "threadlocals", threading.local())
 _loops: set[asyncio.AbstractEventLoop] = set()
 _helpers: ThreadPoolExecutor | None = None
 _helpers_lock = threading.Lock()
@@ -225,7 +226,7 @@ def run_awaitable(make: Callable[[], Awaitable[T]], ctx: contextvars.Context) ->
     client), it runs on a helper thread's loop instead, since a thread can run one loop at a
     time.
     """
-    if hasattr(_anyio_worker, "current_token"):
+    if in_worker_thread():
         # A worker thread of a running event loop (sync code under ASGI): await it there,
         # where the loop's resources (connection pools, trio) live.
         return anyio.from_thread.run(_await_made, make, ctx)
@@ -418,14 +419,15 @@ def _steps_in_thread(
 async def run_steps_async(
     steps: Steps[T],
     ctx: contextvars.Context,
-    limiter: anyio.CapacityLimiter | Callable[[], anyio.CapacityLimiter] | None = None,
+    workers: WorkerPool | Callable[[], WorkerPool] | None = None,
     before_async: Callable[[Invoke], Awaitable[None]] | None = None,
 ) -> T:
     """From async code: run pipeline steps to their end inside ``ctx``; return their result.
 
     Async callables are awaited on the loop; a run of sync callables, with the steps between
-    them, goes to one worker thread (bounded by ``limiter``) and comes back at the next async
-    callable (``limiter`` may be a function giving it, called at the first trip).
+    them, goes to one thread of ``workers`` and comes back at the next async callable
+    (``workers`` may be a function giving the pool, called at the first trip; ``None``: the
+    loop's default pool).
     ``before_async(invoke)``, if given, is awaited before each async callable;
     what it raises is thrown into the steps as if the callable had raised it.
     """
@@ -434,11 +436,11 @@ async def run_steps_async(
         fn = outcome.fn
         if not is_async_callable(fn) and not _is_nonblocking(fn):
             # Exceptions the steps themselves raise in the thread propagate from here.
-            if callable(limiter):
-                limiter = limiter()
-            outcome = await anyio.to_thread.run_sync(
-                _steps_in_thread, steps, ctx, outcome, limiter=limiter
-            )
+            if workers is None:
+                workers = default_pool()
+            elif callable(workers):
+                workers = workers()
+            outcome = await workers.run(_steps_in_thread, steps, ctx, outcome)
             if isinstance(outcome, _Done):
                 break
             fn = outcome.fn  # the steps now wait on an async callable

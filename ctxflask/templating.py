@@ -28,8 +28,8 @@ So there are two ways to render from async code:
   one trip; async processors and receivers are awaited on the loop. The cost is one
   round trip to a worker thread per render; the gain is that no template I/O or
   rendering ever blocks the loop, as for a sync view. Under WSGI an async view's loop
-  serves only its own request; the async variants behave the same there (anyio's
-  worker threads), so code does not depend on the entry point.
+  serves only its own request; the async variants behave the same there (worker
+  threads), so code does not depend on the entry point.
 
 ``EXPLAIN_TEMPLATE_LOADING`` makes every lookup log, to the app's logger at INFO level,
 which loaders were asked and what each answered.
@@ -60,10 +60,9 @@ from .signals import send_steps
 from .signals import template_rendered
 
 if t.TYPE_CHECKING:
-    import anyio
-
     from .app import Flask
     from .scaffold import Scaffold
+    from .workers import WorkerPool
 
 #: What the render functions take: a template name, a list of names to try in order (the
 #: first that exists is used), or a loaded template.
@@ -332,20 +331,18 @@ def stream_template_string(source: str, **context: t.Any) -> Iterator[str]:
 # -- async API -------------------------------------------------------------------------------
 
 
-def _worker_limiter(
-    app: Flask,
-) -> Callable[[], anyio.CapacityLimiter] | None:
-    # Under ASGI, the worker threads count against the app's own pool (WORKER_THREADS);
-    # elsewhere (an async view under WSGI) anyio's default pool serves.
+def _worker_pool(app: Flask) -> Callable[[], WorkerPool] | None:
+    # Under ASGI, the app's own worker threads (WORKER_THREADS); elsewhere (an async
+    # view under WSGI) the loop's default pool.
     asgi = app.__dict__.get("asgi")
-    return getattr(asgi, "_limiter", None)
+    return getattr(asgi, "workers", None)
 
 
 async def _run_async(app: Flask, steps: bridge.Steps[T]) -> T:
     # The steps run in a copy of the caller's context (the running one cannot be entered
     # again); what its processors set there is copied back, as for any step.
     ctx = contextvars.copy_context()
-    rv = await bridge.run_steps_async(steps, ctx, _worker_limiter(app))
+    rv = await bridge.run_steps_async(steps, ctx, _worker_pool(app))
     bridge._copy_back(ctx)
     return rv
 

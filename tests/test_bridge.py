@@ -13,6 +13,7 @@ import anyio.lowlevel
 import pytest
 
 from ctxflask import bridge
+from ctxflask import workers
 
 var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="unset")
 
@@ -243,7 +244,7 @@ async def test_run_steps_async_propagates_errors_raised_by_the_steps_in_a_thread
 
 @pytest.mark.anyio
 async def test_run_steps_async_bounds_worker_threads():
-    limiter = anyio.CapacityLimiter(2)
+    pool = workers.pool_for(object(), 2)
     running = 0
     peak = 0
     lock = threading.Lock()
@@ -263,6 +264,6 @@ async def test_run_steps_async_bounds_worker_threads():
                 bridge.run_steps_async,
                 _steps([work], []),
                 contextvars.copy_context(),
-                limiter,
+                pool,
             )
     assert peak == 2
