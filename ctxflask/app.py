@@ -33,7 +33,9 @@ from werkzeug.routing import Map
 from werkzeug.routing import MapAdapter
 from werkzeug.routing import RequestRedirect
 from werkzeug.routing import Rule
+from werkzeug.sansio.utils import get_host as _sansio_get_host
 from werkzeug.utils import redirect as _wz_redirect
+from werkzeug.wrappers import Request as _WerkzeugRequest
 from werkzeug.wrappers import Response as BaseResponse
 from werkzeug.wsgi import get_host
 
@@ -56,6 +58,8 @@ from .scaffold import _endpoint_from_view_func
 from .scaffold import registering
 from .scaffold import Scaffold
 from .scaffold import setupmethod
+from .scope import ScopeEnviron
+from .scope import split_path
 from .sessions import SecureCookieSessionInterface
 from .sessions import SessionInterface
 from .templating import DispatchingJinjaLoader
@@ -429,15 +433,18 @@ class Flask(Scaffold):
         key: tuple[t.Any, ...]
         if ctx._url_adapter is _UNBUILT:
             request = ctx.request
-            environ = request.environ
-            # What _bind_to_request would bind from (the host validated as it would be).
+            # What _bind_to_request binds from and matching reads: the server name comes
+            # from the first three; the path as werkzeug's request normalises it, as
+            # matching does.
+            host, upgrade, connection = request._routing_headers()
             key = (
-                _server_name(request),
-                environ.get("PATH_INFO"),
-                environ["REQUEST_METHOD"],
-                environ["wsgi.url_scheme"],
-                environ.get("HTTP_UPGRADE"),
-                environ.get("HTTP_CONNECTION"),
+                request.scheme,
+                host,
+                request.server,
+                request.path,
+                request.method,
+                upgrade,
+                connection,
                 version,
             )
         else:
@@ -455,7 +462,7 @@ class Flask(Scaffold):
         if hit is not None:
             return hit[0], dict(hit[1])
         if ctx._url_adapter is _UNBUILT:  # the default binding: bind it directly
-            ctx._url_adapter = _bind_to_request(self.url_map, ctx.request, key[0])
+            ctx._url_adapter = _bind_to_request(self.url_map, ctx.request)
         rule, args = ctx.url_adapter.match(return_rule=True)  # type: ignore[union-attr]
         if not rule.arguments and len(cache) < 1024:
             cache[key] = (rule, dict(args))
@@ -1073,7 +1080,7 @@ class Flask(Scaffold):
     def _session_needs_refresh(self, request: Request) -> bool:
         # Flask refreshes a permanent session's cookie on every request, read or not.
         return (
-            "HTTP_COOKIE" in request.environ
+            request._environ_get("HTTP_COOKIE") is not None
             and bool(self.config["SESSION_REFRESH_EACH_REQUEST"])
             and self.session_interface.get_cookie_name(self) in request.cookies
         )
@@ -1087,6 +1094,21 @@ class Flask(Scaffold):
     def request_context(self, environ: WSGIEnvironment) -> RequestContext:
         """A new request context for a WSGI environment."""
         return RequestContext(self, environ)
+
+    def _scope_request_context(self, source: ScopeEnviron) -> RequestContext:
+        """The request context of an ASGI scope. Its request is made without building its
+        environ, unless this method's or the request class's construction is customised:
+        then ``request_context(environ)`` makes it, as under WSGI."""
+        cls = self.request_class
+        if (
+            type(self).request_context is Flask.request_context
+            and cls.__init__ is _WerkzeugRequest.__init__
+            and issubclass(cls, Request)
+        ):
+            request = cls._from_scope(source)
+            request.json_module = self.json
+            return RequestContext(self, t.cast("WSGIEnvironment", None), request)
+        return self.request_context(source.get())
 
     def test_request_context(self, *args: t.Any, **kwargs: t.Any) -> RequestContext:
         """A request context for a request built from werkzeug ``EnvironBuilder``
@@ -1245,10 +1267,11 @@ def _server_name(request: Request) -> str:
     (bounded: the Host header comes from clients)."""
     if "host" in request.__dict__:  # already validated against TRUSTED_HOSTS
         return _idna(request.host.lower())
-    key = (request.scheme, request.environ.get("HTTP_HOST"), request.server)
+    key = (request.scheme, request._environ_get("HTTP_HOST"), request.server)
     known = _server_names.get(key)
     if known is None:
-        host = request.host
+        # request.host, from the Host header as the environ has it (not built for it).
+        host = _sansio_get_host(key[0], key[1], key[2], request.trusted_hosts)
         known = (host, _idna(host.lower()))
         if len(_server_names) < 256:
             _server_names[key] = known
@@ -1272,29 +1295,38 @@ def _idna(host: str) -> str:
     return encoded
 
 
-def _bind_to_request(
-    url_map: Map, request: Request, server_name: str | None = None
-) -> MapAdapter:
+def _bind_to_request(url_map: Map, request: Request) -> MapAdapter:
     """``url_map.bind_to_environ(environ, subdomain=default)`` for the common case of no
     ``SERVER_NAME`` and no host or subdomain matching, without the server-name logic that
     case does not use. A test compares the two."""
-    environ = request.environ
-    scheme = environ["wsgi.url_scheme"]
-    if "HTTP_UPGRADE" in environ and environ["HTTP_UPGRADE"].lower() == "websocket":
-        connection = environ.get("HTTP_CONNECTION", "").lower().split(",")
+    source = request._source
+    if source is None:
+        environ = request.environ
+        method = environ["REQUEST_METHOD"]
+        scheme = environ["wsgi.url_scheme"]
+        script_name = _wsgi_str(environ.get("SCRIPT_NAME"))
+        path_info = _wsgi_str(environ.get("PATH_INFO"))
+        query = _wsgi_str(environ.get("QUERY_STRING"))
+    else:  # the same values, from the ASGI scope the environ would be built from
+        scope = source.scope
+        method = scope.get("method", "GET")
+        scheme = scope.get("scheme", "http")
+        script_name, path_info = split_path(scope)
+        query = scope.get("query_string", b"").decode(errors="replace")
+    upgrade = request._environ_get("HTTP_UPGRADE")
+    if upgrade is not None and upgrade.lower() == "websocket":
+        connection = (request._environ_get("HTTP_CONNECTION") or "").lower().split(",")
         if any(v.strip() == "upgrade" for v in connection):
             scheme = "wss" if scheme == "https" else "ws"
-    script_name = _wsgi_str(environ.get("SCRIPT_NAME"))
-    path_info = _wsgi_str(environ.get("PATH_INFO"))
     return MapAdapter(
         url_map,
-        _server_name(request) if server_name is None else server_name,
+        _server_name(request),
         "/" if script_name is None else script_name,
         url_map.default_subdomain or "",
         scheme,
         "/" if path_info is None else path_info,
-        environ["REQUEST_METHOD"],
-        _wsgi_str(environ.get("QUERY_STRING")),
+        method,
+        query,
     )
 
 

@@ -1,7 +1,7 @@
 """The ASGI entry point, ``app.asgi``: one adapter per scope type.
 
 It knows ASGI (scope, receive, send; the ``http`` and ``lifespan`` scopes) and nothing of
-routing, hooks or sessions: it builds the environ werkzeug's request reads, runs the same
+routing, hooks or sessions: it makes the request from the scope (:mod:`.scope`), runs the same
 pipeline steps as the WSGI entry point through the bridge's async driver, and sends the
 response. Each request runs in a fresh copy of the server task's context.
 """
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextvars
 import logging
-import sys
 import typing as t
 from collections.abc import AsyncIterable
 from collections.abc import Callable
@@ -21,6 +20,9 @@ import anyio
 from . import bridge
 from . import pipeline
 from .body import ASGIBody
+from .scope import PRESERVE_CONTEXT as PRESERVE_CONTEXT
+from .scope import Scope
+from .scope import ScopeEnviron
 from .websocket import Websocket
 from .workers import pool_for
 from .workers import WorkerPool
@@ -31,15 +33,11 @@ if t.TYPE_CHECKING:
     from .ctx import RequestContext
     from .wrappers import Response
 
-Scope = MutableMapping[str, t.Any]
 Message = MutableMapping[str, t.Any]
 Receive = Callable[[], t.Awaitable[Message]]
 Send = Callable[[Message], t.Awaitable[None]]
 
 logger = logging.getLogger("ctxflask.asgi")
-
-#: The scope extension the test client uses to keep a request's contexts for inspection.
-PRESERVE_CONTEXT = "ctxflask.preserve_context"
 
 
 class ASGIApp:
@@ -115,92 +113,6 @@ def _header_name(name: str) -> bytes:
     return raw
 
 
-# Header names seen so far and their environ keys (bounded: names come from clients).
-_environ_keys: dict[bytes, str] = {}
-
-
-def _environ_key(raw_name: bytes) -> str:
-    key = _environ_keys.get(raw_name)
-    if key is None:
-        key = raw_name.decode("latin-1").upper().replace("-", "_")
-        if key not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
-            key = f"HTTP_{key}"
-        if len(_environ_keys) < 512:
-            _environ_keys[raw_name] = key
-    return key
-
-
-def _latin1(text: str) -> str:
-    # WSGI carries bytes as latin-1 strings: the UTF-8 bytes of a non-ASCII path.
-    return text if text.isascii() else text.encode().decode("latin-1")
-
-
-def build_environ(scope: Scope, body: t.Any) -> dict[str, t.Any]:
-    """The WSGI environ of an ASGI ``http`` or ``websocket`` scope, with ``body`` as
-    ``wsgi.input``."""
-    root_path: str = scope.get("root_path", "")
-    path: str = scope["path"]
-    if root_path and path.startswith(root_path):
-        path = path[len(root_path) :]
-    server = scope.get("server") or ("localhost", 80)
-    client = scope.get("client")
-    environ: dict[str, t.Any] = {
-        "REQUEST_METHOD": scope.get("method", "GET"),
-        "SCRIPT_NAME": _latin1(root_path),
-        "PATH_INFO": _latin1(path),
-        "QUERY_STRING": scope.get("query_string", b"").decode("latin-1"),
-        "SERVER_NAME": server[0],
-        "SERVER_PORT": "" if server[1] is None else str(server[1]),
-        "SERVER_PROTOCOL": _PROTOCOLS.get(scope.get("http_version", "1.1"), "HTTP/1.1"),
-        "REMOTE_ADDR": client[0] if client else "",
-        "wsgi.url_scheme": scope.get("scheme", "http"),
-        "wsgi.input": body,
-        "asgi.scope": scope,
-        "wsgi.errors": sys.stderr,  # read now: it may have been replaced since import
-        **_WSGI_CONSTANTS,
-    }
-    if client:
-        environ["REMOTE_PORT"] = str(client[1])
-    for raw_name, raw_value in scope["headers"]:
-        name = _environ_key(raw_name)
-        value = raw_value.decode("latin-1")
-        if name in environ:
-            separator = "; " if name == "HTTP_COOKIE" else ","
-            value = f"{environ[name]}{separator}{value}"
-        environ[name] = value
-    extensions = scope.get("extensions")
-    if extensions and PRESERVE_CONTEXT in extensions:
-        environ["werkzeug.debug.preserve_context"] = extensions[PRESERVE_CONTEXT]
-    return environ
-
-
-_PROTOCOLS = {"1.0": "HTTP/1.0", "1.1": "HTTP/1.1", "2": "HTTP/2", "3": "HTTP/3"}
-_WSGI_CONSTANTS: dict[str, t.Any] = {
-    "wsgi.version": (1, 0),
-    "wsgi.multithread": True,
-    "wsgi.multiprocess": True,
-    "wsgi.run_once": False,
-    # Every ASGI body has an end (more_body=False): read to it, within the limits.
-    "wsgi.input_terminated": True,
-}
-
-
-def _content_length(scope: Scope) -> int | None:
-    """The declared body length; 0 when HTTP/1 says there is no body; None if unknown."""
-    chunked = False
-    for name, value in scope.get("headers", ()):
-        if name == b"content-length":
-            try:
-                return max(int(value), 0)
-            except ValueError:
-                return None
-        if name == b"transfer-encoding":
-            chunked = True
-    if not chunked and scope.get("http_version", "1.1") in ("1.0", "1.1"):
-        return 0
-    return None
-
-
 def _streams_request_body(app: Flask, req_ctx: RequestContext) -> bool:
     rule = req_ctx.request.url_rule
     if rule is None:
@@ -210,8 +122,9 @@ def _streams_request_body(app: Flask, req_ctx: RequestContext) -> bool:
 
 
 class _Connection:
-    """What an ``http`` and a ``websocket`` scope share: the environ built from the scope,
-    a fresh copy of the server task's context, and the request context made in it."""
+    """What an ``http`` and a ``websocket`` scope share: the request context made from the
+    scope (its environ built only if read), and a fresh copy of the server task's context
+    to run it in."""
 
     def __init__(
         self,
@@ -219,18 +132,16 @@ class _Connection:
         scope: Scope,
         receive: Receive,
         send: Send,
-        body: ASGIBody | _NoBody,
+        source: ScopeEnviron,
     ) -> None:
         self.asgi = asgi
         self.app = asgi.app
         self.scope = scope
         self.receive = receive
         self.send = send
-        self.environ = build_environ(scope, body)
         self.ctx = contextvars.copy_context()
-        self.req_ctx: RequestContext = self.ctx.run(
-            self.app.request_context, self.environ
-        )
+        self.req_ctx: RequestContext = self.app._scope_request_context(source)
+        self.request = self.req_ctx.request
 
 
 class HTTPConnection(_Connection):
@@ -239,9 +150,10 @@ class HTTPConnection(_Connection):
     def __init__(
         self, asgi: ASGIApp, scope: Scope, receive: Receive, send: Send
     ) -> None:
-        length = _content_length(scope)
-        self.body = _NO_BODY if length == 0 else ASGIBody(receive, length)
-        super().__init__(asgi, scope, receive, send, self.body)
+        source = ScopeEnviron(scope)
+        length = source.content_length()
+        self.body = source.body = _NO_BODY if length == 0 else ASGIBody(receive, length)
+        super().__init__(asgi, scope, receive, send, source)
         self._workers: WorkerPool | None = None
 
     def workers(self) -> WorkerPool:
@@ -293,7 +205,7 @@ class HTTPConnection(_Connection):
         await body.receive_ahead(limit)
 
     def _start_message(self, response: Response) -> Message:
-        headers = self.ctx.run(response_headers, response, self.environ)
+        headers = self.ctx.run(response_headers, response, self.request)
         return {
             "type": "http.response.start",
             "status": response.status_code,
@@ -411,7 +323,7 @@ class WebsocketConnection(_Connection):
     def __init__(
         self, asgi: ASGIApp, scope: Scope, receive: Receive, send: Send
     ) -> None:
-        super().__init__(asgi, scope, receive, send, _NO_BODY)
+        super().__init__(asgi, scope, receive, send, ScopeEnviron(scope, _NO_BODY))
         self.websocket = Websocket(self.req_ctx.request, receive, send)
         self.req_ctx._websocket = self.websocket
 
@@ -454,7 +366,7 @@ class WebsocketConnection(_Connection):
             return
         if response is None:
             response = self.app.response_class(status=500 if failed else 403)
-        headers = self.ctx.run(response_headers, response, self.environ)
+        headers = self.ctx.run(response_headers, response, self.request)
         await self.send(
             {
                 "type": "websocket.http.response.start",

@@ -178,14 +178,21 @@ class AppContext(_PushedInWith):
         if appcontext_popped.receivers:
             await send_steps(appcontext_popped, self.app)
 
+    def _callbacks_due(self) -> bool:
+        """Whether popping this context now would run callbacks or send signals."""
+        app = self.app
+        return bool(
+            appcontext_popped.receivers
+            or (
+                not self._torn_down
+                and len(self._tokens) == 1
+                and (app.teardown_appcontext_funcs or appcontext_tearing_down.receivers)
+            )
+        )
+
     def _pop_at_once(self) -> bool:
         """Pop now when no callback is due, as usual; ``False``: the steps must pop it."""
-        app = self.app
-        if appcontext_popped.receivers or (
-            not self._torn_down
-            and len(self._tokens) == 1
-            and (app.teardown_appcontext_funcs or appcontext_tearing_down.receivers)
-        ):
+        if self._callbacks_due():
             return False
         top = _cv_app.get(None)
         if top is not self:
@@ -335,33 +342,64 @@ class RequestContext(_PushedInWith):
         bridge.run_steps(self._pop_steps(exc))
 
     async def _pop_steps(self, exc: BaseException | None) -> None:
+        app_ctx = self._check_top()
+        try:
+            if len(self._tokens) == 1 and not self._torn_down:
+                self._torn_down = True
+                if self._teardown_due():
+                    await pipeline.teardown_request(self.app, exc)
+                self._release_request()
+        finally:
+            token, app_ctx = self._tokens.pop()
+            _cv_request.reset(token)
+            if app_ctx is not None and not app_ctx._pop_at_once():
+                await app_ctx._pop_steps(exc)
+
+    def _pop_at_once(self) -> bool:
+        """Pop now when no callback is due, as usual: no teardown callback or receiver,
+        none for the app context it pops too; ``False``: the steps must pop it."""
+        app_ctx = self._check_top()
+        last = len(self._tokens) == 1 and not self._torn_down
+        if (last and self._teardown_due()) or (
+            app_ctx is not None and app_ctx._callbacks_due()
+        ):
+            return False
+        if last:
+            self._torn_down = True
+            self._release_request()
+        token, app_ctx = self._tokens.pop()
+        _cv_request.reset(token)
+        if app_ctx is not None:
+            app_ctx._pop_at_once()
+        return True
+
+    def _check_top(self) -> AppContext | None:
+        """Check that this context, and the app context it pushed, are the current ones;
+        return that app context."""
         top = _cv_request.get(None)
         if top is not self:
             raise _wrong_top("request", self, top)
         app_ctx = self._tokens[-1][1]
         if app_ctx is not None and _cv_app.get(None) is not app_ctx:
             raise _wrong_top("app", app_ctx, _cv_app.get(None))
-        last = len(self._tokens) == 1
-        try:
-            if last and not self._torn_down:
-                self._torn_down = True
-                app = self.app
-                if request_tearing_down.receivers or any(
-                    app.teardown_request_funcs.values()
-                ):
-                    await pipeline.teardown_request(app, exc)
-                request = self.request
-                # Closing releases uploaded files; skip the call when none were parsed.
-                if (
-                    "files" in request.__dict__
-                    or type(request).close is not _Request.close
-                ):
-                    request.close()
-        finally:
-            token, app_ctx = self._tokens.pop()
-            _cv_request.reset(token)
-            if app_ctx is not None and not app_ctx._pop_at_once():
-                await app_ctx._pop_steps(exc)
+        return app_ctx
+
+    def _teardown_due(self) -> bool:
+        app = self.app
+        return bool(
+            request_tearing_down.receivers or any(app.teardown_request_funcs.values())
+        )
+
+    def _release_request(self) -> None:
+        request = self.request
+        # Closing releases uploaded files; skip the call when none were parsed.
+        if "files" in request.__dict__ or type(request).close is not _Request.close:
+            request.close()
+        # The request and its environ refer to each other: break the cycle so that both
+        # go as soon as the request is done with.
+        environ = request._environ  # None: never built (ASGI)
+        if environ is not None and environ.get("werkzeug.request") is request:
+            environ["werkzeug.request"] = None
 
     def __repr__(self) -> str:
         return (

@@ -66,7 +66,10 @@ async def handle_request(
     response = t.cast("Response", made)  # full_dispatch always makes one
     if is_streamed(response):
         return response, error, False
-    await finish_request(app, ctx, error)
+    if ctx.request._environ_get("werkzeug.debug.preserve_context") is not None or (
+        not ctx._pop_at_once()
+    ):
+        await finish_request(app, ctx, error)
     return response, error, True
 
 
@@ -102,7 +105,7 @@ async def finish_request(
     app: Flask, ctx: RequestContext, error: BaseException | None
 ) -> None:
     """Pop the request's contexts, running the teardown callbacks once."""
-    preserve = ctx.request.environ.get("werkzeug.debug.preserve_context")
+    preserve = ctx.request._environ_get("werkzeug.debug.preserve_context")
     if preserve is not None:
         preserve(_cv_app.get())
         preserve(_cv_request.get())
@@ -144,7 +147,7 @@ async def finalize(
             ctx._after_request_functions
             or any(app.after_request_funcs.values())
             or ctx._session is not None
-            or "HTTP_COOKIE" in ctx.request.environ
+            or ctx.request._environ_get("HTTP_COOKIE") is not None
         ):
             response = await process_response(app, response)
         if request_finished.receivers:

@@ -7,10 +7,12 @@ import io
 import typing as t
 from collections.abc import AsyncIterator
 
+from werkzeug.datastructures import EnvironHeaders
 from werkzeug.datastructures import Headers
 from werkzeug.exceptions import BadRequest
 from werkzeug.exceptions import HTTPException
 from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.sansio.request import Request as _SansIORequest
 from werkzeug.utils import cached_property
 from werkzeug.utils import get_content_type
 from werkzeug.wrappers import Request as _WerkzeugRequest
@@ -19,6 +21,8 @@ from werkzeug.wrappers import Response as _WerkzeugResponse
 from . import json
 from .body import ASGIBody
 from .globals import _cv_app
+from .scope import ScopeEnviron
+from .scope import split_path
 
 if t.TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
@@ -44,6 +48,77 @@ class Request(_WerkzeugRequest):
     _max_content_length: int | None = None
     _max_form_memory_size: int | None = None
     _max_form_parts: int | None = None
+
+    # A request made from an ASGI scope builds its environ from there on first use.
+    _source: ScopeEnviron | None = None
+    _environ: WSGIEnvironment | None = None
+
+    @classmethod
+    def _from_scope(cls, source: ScopeEnviron) -> t.Self:
+        """The request of an ASGI scope, made without building its WSGI environ: what
+        ``cls(environ)`` would make from it. Only for classes that keep werkzeug's
+        ``__init__``; a test compares the two."""
+        scope = source.scope
+        root_path, path = split_path(scope)
+        server = scope.get("server") or ("localhost", 80)
+        client = scope.get("client")
+        self = cls.__new__(cls)
+        _SansIORequest.__init__(
+            self,
+            method=scope.get("method", "GET"),
+            scheme=scope.get("scheme", "http"),
+            server=(server[0], server[1]),
+            root_path=root_path,
+            path=path,
+            query_string=scope.get("query_string", b""),
+            headers=_ScopeHeaders(source),
+            remote_addr=client[0] if client else "",
+        )
+        self._source = source
+        self.shallow = False
+        return self
+
+    @property
+    def environ(self) -> WSGIEnvironment:
+        """The WSGI environ of the request; under ASGI, built from the scope when first
+        read."""
+        environ = self._environ
+        if environ is None:
+            if self._source is None:
+                raise AttributeError("This request was made without an environ.")
+            environ = self._environ = self._source.get()
+            environ["werkzeug.request"] = self  # as werkzeug's own requests do
+        return environ
+
+    @environ.setter
+    def environ(self, environ: WSGIEnvironment) -> None:
+        self._environ = environ
+
+    def _routing_headers(self) -> tuple[str | None, str | None, str | None]:
+        """The Host, Upgrade and Connection headers as the environ has them (under ASGI,
+        without building it)."""
+        source = self._source
+        if source is not None and source.environ is None:
+            scanned = source.scanned
+            return (
+                scanned.get("HTTP_HOST"),
+                scanned.get("HTTP_UPGRADE"),
+                scanned.get("HTTP_CONNECTION"),
+            )
+        environ = self.environ
+        return (
+            environ.get("HTTP_HOST"),
+            environ.get("HTTP_UPGRADE"),
+            environ.get("HTTP_CONNECTION"),
+        )
+
+    def _environ_get(self, key: str) -> t.Any:
+        """``self.environ.get(key)``; under ASGI, without building the environ for the
+        values the pipeline reads on every request."""
+        source = self._source
+        if source is None:
+            return self.environ.get(key)
+        return source.value(key)
 
     @property
     def max_content_length(self) -> int | None:
@@ -175,6 +250,19 @@ class Request(_WerkzeugRequest):
             raise BadRequest() from error
 
 
+class _ScopeHeaders(EnvironHeaders):
+    """The headers of a request made from an ASGI scope: werkzeug's headers of its
+    environ, which they build on first use."""
+
+    def __init__(self, source: ScopeEnviron) -> None:
+        Headers.__init__(self)
+        self._source = source
+
+    @property
+    def environ(self) -> WSGIEnvironment:  # type: ignore[override]
+        return self._source.get()
+
+
 class _BoundedBody(io.RawIOBase):
     """A body without declared length, read to its end; 413 once it passes ``limit``."""
 
@@ -273,10 +361,8 @@ class Response(_WerkzeugResponse):
 _get_wsgi_headers = Response.get_wsgi_headers
 
 
-def response_headers(
-    response: Response, environ: WSGIEnvironment
-) -> list[tuple[str, str]]:
-    """``response.get_wsgi_headers(environ)`` as a list, for either entry point.
+def response_headers(response: Response, request: Request) -> list[tuple[str, str]]:
+    """``response.get_wsgi_headers(request.environ)`` as a list, for either entry point.
 
     It skips werkzeug's copy of the headers in the common case where it would change
     nothing: no location to make absolute, a status that keeps its entity headers, and a
@@ -299,4 +385,4 @@ def response_headers(
         else:
             if has_length or not response.is_sequence:
                 return items
-    return response.get_wsgi_headers(environ).to_wsgi_list()
+    return response.get_wsgi_headers(request.environ).to_wsgi_list()

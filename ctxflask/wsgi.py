@@ -86,7 +86,7 @@ def serve(
         )
     _end_leftover_tasks(app)
     # The contexts are popped: what is left is sending a body already made.
-    headers = ctx.run(response_headers, response, environ)
+    headers = ctx.run(response_headers, response, req_ctx.request)
     code = response.status_code
     start_response(response.status, headers)
     tasks = req_ctx._background_tasks
@@ -149,7 +149,7 @@ def _start_streaming(
     start_response: StartResponse,
 ) -> cabc.Iterable[bytes]:
     try:
-        headers = ctx.run(response_headers, response, environ)
+        headers = ctx.run(response_headers, response, req_ctx.request)
         code = response.status_code
         start_response(response.status, headers)
         body = _StreamedBody(app, req_ctx, ctx, response, error)

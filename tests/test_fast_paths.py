@@ -9,6 +9,7 @@ from werkzeug.test import EnvironBuilder
 
 from ctxflask import g
 from ctxflask import request
+from ctxflask.wrappers import Request
 from ctxflask.wrappers import Response
 from ctxflask.wrappers import response_headers
 
@@ -82,6 +83,6 @@ def test_rules_with_arguments_are_matched_every_time(app, client):
 def test_response_headers_equal_werkzeugs(make):
     environ = EnvironBuilder("/here", base_url="http://example.test/app").get_environ()
     assert (
-        response_headers(make(), environ)
+        response_headers(make(), Request(environ))
         == make().get_wsgi_headers(environ).to_wsgi_list()
     )

@@ -1,0 +1,165 @@
+"""What a request reads from an ASGI scope.
+
+The ASGI entry point makes werkzeug's request from the scope itself: the request line, the
+server and client addresses are all there. The WSGI environ that werkzeug's request also
+carries (``request.environ``, and through it the headers and the body stream) is built from
+the scope only when something reads it. The few environ values the pipeline reads on every
+request (the Host and Cookie headers, the upgrade headers, the body length) come from one
+pass over the scope's headers instead: a request that reads nothing else never builds one.
+"""
+
+from __future__ import annotations
+
+import sys
+import typing as t
+from collections.abc import MutableMapping
+
+Scope = MutableMapping[str, t.Any]
+
+#: The scope extension the test client uses to keep a request's contexts for inspection.
+PRESERVE_CONTEXT = "ctxflask.preserve_context"
+
+# Header names seen so far and their environ keys (bounded: names come from clients).
+_environ_keys: dict[bytes, str] = {}
+
+
+def _environ_key(raw_name: bytes) -> str:
+    key = _environ_keys.get(raw_name)
+    if key is None:
+        key = raw_name.decode("latin-1").upper().replace("-", "_")
+        if key not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+            key = f"HTTP_{key}"
+        if len(_environ_keys) < 512:
+            _environ_keys[raw_name] = key
+    return key
+
+
+def _latin1(text: str) -> str:
+    # WSGI carries bytes as latin-1 strings: the UTF-8 bytes of a non-ASCII path.
+    return text if text.isascii() else text.encode().decode("latin-1")
+
+
+def split_path(scope: Scope) -> tuple[str, str]:
+    """The scope's ``root_path``, and its path below it (``SCRIPT_NAME``, ``PATH_INFO``)."""
+    root_path: str = scope.get("root_path", "")
+    path: str = scope["path"]
+    if root_path and path.startswith(root_path):
+        path = path[len(root_path) :]
+    return root_path, path
+
+
+def build_environ(scope: Scope, body: t.Any) -> dict[str, t.Any]:
+    """The WSGI environ of an ASGI ``http`` or ``websocket`` scope, with ``body`` as
+    ``wsgi.input``."""
+    root_path, path = split_path(scope)
+    server = scope.get("server") or ("localhost", 80)
+    client = scope.get("client")
+    environ: dict[str, t.Any] = {
+        "REQUEST_METHOD": scope.get("method", "GET"),
+        "SCRIPT_NAME": _latin1(root_path),
+        "PATH_INFO": _latin1(path),
+        "QUERY_STRING": scope.get("query_string", b"").decode("latin-1"),
+        "SERVER_NAME": server[0],
+        "SERVER_PORT": "" if server[1] is None else str(server[1]),
+        "SERVER_PROTOCOL": _PROTOCOLS.get(scope.get("http_version", "1.1"), "HTTP/1.1"),
+        "REMOTE_ADDR": client[0] if client else "",
+        "wsgi.url_scheme": scope.get("scheme", "http"),
+        "wsgi.input": body,
+        "asgi.scope": scope,
+        "wsgi.errors": sys.stderr,  # read now: it may have been replaced since import
+        **_WSGI_CONSTANTS,
+    }
+    if client:
+        environ["REMOTE_PORT"] = str(client[1])
+    for raw_name, raw_value in scope["headers"]:
+        name = _environ_key(raw_name)
+        value = raw_value.decode("latin-1")
+        if name in environ:
+            separator = "; " if name == "HTTP_COOKIE" else ","
+            value = f"{environ[name]}{separator}{value}"
+        environ[name] = value
+    extensions = scope.get("extensions")
+    if extensions and PRESERVE_CONTEXT in extensions:
+        environ["werkzeug.debug.preserve_context"] = extensions[PRESERVE_CONTEXT]
+    return environ
+
+
+_PROTOCOLS = {"1.0": "HTTP/1.0", "1.1": "HTTP/1.1", "2": "HTTP/2", "3": "HTTP/3"}
+_WSGI_CONSTANTS: dict[str, t.Any] = {
+    "wsgi.version": (1, 0),
+    "wsgi.multithread": True,
+    "wsgi.multiprocess": True,
+    "wsgi.run_once": False,
+    # Every ASGI body has an end (more_body=False): read to it, within the limits.
+    "wsgi.input_terminated": True,
+}
+
+
+# The environ values read on every request, and the header each comes from.
+_SCANNED_HEADERS: dict[bytes, str] = {
+    b"host": "HTTP_HOST",
+    b"cookie": "HTTP_COOKIE",
+    b"upgrade": "HTTP_UPGRADE",
+    b"connection": "HTTP_CONNECTION",
+    b"content-length": "CONTENT_LENGTH",
+    b"transfer-encoding": "HTTP_TRANSFER_ENCODING",
+}
+_PRESERVE_KEY = "werkzeug.debug.preserve_context"
+_SCANNED = frozenset((*_SCANNED_HEADERS.values(), _PRESERVE_KEY))
+
+
+class ScopeEnviron:
+    """The WSGI environ of a scope, built on first use, and the values scanned before it.
+
+    A request made from the scope and its headers share one: they see the same environ,
+    whichever of them builds it.
+    """
+
+    __slots__ = ("body", "environ", "scanned", "scope")
+
+    def __init__(self, scope: Scope, body: t.Any = None) -> None:
+        self.scope = scope
+        #: The ``wsgi.input`` of the environ (settable until it is built).
+        self.body = body
+        self.environ: dict[str, t.Any] | None = None
+        scanned: dict[str, t.Any] = {}
+        for raw_name, raw_value in scope["headers"]:
+            key = _SCANNED_HEADERS.get(raw_name)
+            if key is not None:
+                value = raw_value.decode("latin-1")
+                if key in scanned:  # joined as in the environ
+                    separator = "; " if key == "HTTP_COOKIE" else ","
+                    value = f"{scanned[key]}{separator}{value}"
+                scanned[key] = value
+        extensions = scope.get("extensions")
+        if extensions and PRESERVE_CONTEXT in extensions:
+            scanned[_PRESERVE_KEY] = extensions[PRESERVE_CONTEXT]
+        self.scanned = scanned
+
+    def get(self) -> dict[str, t.Any]:
+        """The environ, built now if it was not yet."""
+        environ = self.environ
+        if environ is None:
+            environ = self.environ = build_environ(self.scope, self.body)
+        return environ
+
+    def value(self, key: str) -> t.Any:
+        """``environ.get(key)``, without building the environ for a scanned key."""
+        if self.environ is None and key in _SCANNED:
+            return self.scanned.get(key)
+        return self.get().get(key)
+
+    def content_length(self) -> int | None:
+        """The declared body length; 0 when HTTP/1 says there is no body; None if
+        unknown."""
+        length = self.scanned.get("CONTENT_LENGTH")
+        if length is not None:
+            try:
+                return max(int(length), 0)
+            except ValueError:
+                return None
+        if "HTTP_TRANSFER_ENCODING" not in self.scanned and self.scope.get(
+            "http_version", "1.1"
+        ) in ("1.0", "1.1"):
+            return 0
+        return None
