@@ -79,6 +79,7 @@ if t.TYPE_CHECKING:
     from .testing import FlaskClient
     from .testing import FlaskCliRunner
 
+_T = t.TypeVar("_T")
 T_teardown = t.TypeVar("T_teardown", bound=ft.TeardownCallable)
 T_serving = t.TypeVar("T_serving", bound=ft.ServingCallable)
 T_shell_context_processor = t.TypeVar(
@@ -977,7 +978,7 @@ class Flask(Scaffold):
 
     def dispatch_request(self) -> ft.ResponseReturnValue:
         """Call the view matched for the current request and return its return value."""
-        return bridge.run_steps(pipeline.dispatch(self))
+        return bridge.run_steps(_awaited(pipeline.dispatch(self)))
 
     def finalize_request(
         self,
@@ -1095,16 +1096,23 @@ class Flask(Scaffold):
         """A new request context for a WSGI environment."""
         return RequestContext(self, environ)
 
+    # The request class, and whether requests of an ASGI scope may skip the environ.
+    _scope_requests: tuple[type[Request], bool] | None = None
+
     def _scope_request_context(self, source: ScopeEnviron) -> RequestContext:
         """The request context of an ASGI scope. Its request is made without building its
         environ, unless this method's or the request class's construction is customised:
         then ``request_context(environ)`` makes it, as under WSGI."""
         cls = self.request_class
-        if (
-            type(self).request_context is Flask.request_context
-            and cls.__init__ is _WerkzeugRequest.__init__
-            and issubclass(cls, Request)
-        ):
+        fast = self._scope_requests
+        if fast is None or fast[0] is not cls:
+            fast = self._scope_requests = (
+                cls,
+                type(self).request_context is Flask.request_context
+                and cls.__init__ is _WerkzeugRequest.__init__
+                and issubclass(cls, Request),
+            )
+        if fast[1]:
             request = cls._from_scope(source)
             request.json_module = self.json
             return RequestContext(self, t.cast("WSGIEnvironment", None), request)
@@ -1249,6 +1257,10 @@ class Flask(Scaffold):
         options.setdefault("threaded", True)
         cli.show_server_banner(self.debug, self.name)
         run_simple(host, port, self, **options)
+
+
+async def _awaited(awaitable: t.Awaitable[_T]) -> _T:
+    return await awaitable
 
 
 def _wsgi_str(value: str | None) -> str | None:

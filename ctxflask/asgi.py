@@ -209,7 +209,10 @@ class HTTPConnection(_Connection):
         return {
             "type": "http.response.start",
             "status": response.status_code,
-            "headers": [(_header_name(k), v.encode("latin-1")) for k, v in headers],
+            "headers": [
+                (_header_names.get(k) or _header_name(k), v.encode("latin-1"))
+                for k, v in headers
+            ],
         }
 
     def _has_body(self, response: Response) -> bool:

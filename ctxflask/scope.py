@@ -105,7 +105,8 @@ _SCANNED_HEADERS: dict[bytes, str] = {
     b"transfer-encoding": "HTTP_TRANSFER_ENCODING",
 }
 _PRESERVE_KEY = "werkzeug.debug.preserve_context"
-_SCANNED = frozenset((*_SCANNED_HEADERS.values(), _PRESERVE_KEY))
+#: The environ keys a :class:`ScopeEnviron` has before it builds the environ.
+SCANNED = frozenset((*_SCANNED_HEADERS.values(), _PRESERVE_KEY))
 
 
 class ScopeEnviron:
@@ -145,7 +146,7 @@ class ScopeEnviron:
 
     def value(self, key: str) -> t.Any:
         """``environ.get(key)``, without building the environ for a scanned key."""
-        if self.environ is None and key in _SCANNED:
+        if self.environ is None and key in SCANNED:
             return self.scanned.get(key)
         return self.get().get(key)
 

@@ -21,6 +21,7 @@ from werkzeug.wrappers import Response as _WerkzeugResponse
 from . import json
 from .body import ASGIBody
 from .globals import _cv_app
+from .scope import SCANNED
 from .scope import ScopeEnviron
 from .scope import split_path
 
@@ -118,6 +119,8 @@ class Request(_WerkzeugRequest):
         source = self._source
         if source is None:
             return self.environ.get(key)
+        if source.environ is None and key in SCANNED:
+            return source.scanned.get(key)
         return source.value(key)
 
     @property
