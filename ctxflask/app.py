@@ -986,7 +986,9 @@ class Flask(Scaffold):
         from_error_handler: bool = False,
     ) -> Response:
         """Make the response of ``rv`` and run ``process_response`` on it."""
-        return bridge.run_steps(pipeline.finalize(self, rv, from_error_handler))  # type: ignore[arg-type]
+        return bridge.run_steps(
+            _awaited(pipeline.finalize(self, rv, from_error_handler))  # type: ignore[arg-type]
+        )
 
     def process_response(self, response: Response) -> Response:
         """Run ``after_this_request`` and ``after_request`` callbacks; save the session."""

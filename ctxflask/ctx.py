@@ -356,15 +356,19 @@ class RequestContext(_PushedInWith):
                 await app_ctx._pop_steps(exc)
 
     def _pop_at_once(self) -> bool:
-        """Pop now when no callback is due, as usual: no teardown callback or receiver,
-        none for the app context it pops too; ``False``: the steps must pop it."""
-        app_ctx = self._check_top()
-        last = len(self._tokens) == 1 and not self._torn_down
-        if (last and self._teardown_due()) or (
-            app_ctx is not None and app_ctx._callbacks_due()
+        """Pop now, as usual, when the app has no teardown callback and nothing listens
+        to the signals of a pop; ``False``: the steps must pop it."""
+        app = self.app
+        if (
+            app.teardown_appcontext_funcs
+            or request_tearing_down.receivers
+            or appcontext_tearing_down.receivers
+            or appcontext_popped.receivers
+            or any(app.teardown_request_funcs.values())
         ):
             return False
-        if last:
+        app_ctx = self._check_top()
+        if len(self._tokens) == 1 and not self._torn_down:
             self._torn_down = True
             self._release_request()
         token, app_ctx = self._tokens.pop()

@@ -51,6 +51,19 @@ def is_streamed(response: Response) -> bool:
     return not response.is_sequence and not response.direct_passthrough
 
 
+class _Ready:
+    """An awaitable of a value already there."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: t.Any) -> None:
+        self.value = value
+
+    def __await__(self) -> t.Generator[t.Any, t.Any, t.Any]:
+        return self.value
+        yield  # a generator, never suspended
+
+
 async def handle_request(
     app: Flask, ctx: RequestContext
 ) -> tuple[Response, BaseException | None, bool]:
@@ -133,22 +146,32 @@ async def full_dispatch(app: Flask) -> Response:
     return await finalize(app, rv)
 
 
-async def finalize(
+def finalize(
     app: Flask,
     rv: ResponseReturnValue | HTTPException,
     from_error_handler: bool = False,
-) -> Response:
+) -> t.Awaitable[Response]:
     """Turn a view's return value into the response, then run ``process_response`` and
-    send ``request_finished``."""
+    send ``request_finished``; to await. Without callbacks, a session or a signal
+    receiver, that is all: then it needs no coroutine (every request runs it)."""
     response = app.make_response(rv)
+    ctx = _cv_request.get()
+    processed = bool(
+        ctx._after_request_functions
+        or any(app.after_request_funcs.values())
+        or ctx._session is not None
+        or ctx.request._environ_get("HTTP_COOKIE") is not None
+    )
+    if processed or request_finished.receivers:
+        return _finalize_steps(app, response, processed, from_error_handler)
+    return _Ready(response)
+
+
+async def _finalize_steps(
+    app: Flask, response: Response, processed: bool, from_error_handler: bool
+) -> Response:
     try:
-        ctx = _cv_request.get()
-        if (
-            ctx._after_request_functions
-            or any(app.after_request_funcs.values())
-            or ctx._session is not None
-            or ctx.request._environ_get("HTTP_COOKIE") is not None
-        ):
+        if processed:
             response = await process_response(app, response)
         if request_finished.receivers:
             await send_steps(request_finished, app, response=response)
@@ -192,19 +215,6 @@ async def _preprocess(
                 if rv is not None:
                     return t.cast("ResponseReturnValue", rv)
     return None
-
-
-class _Ready:
-    """An awaitable of a value already there."""
-
-    __slots__ = ("value",)
-
-    def __init__(self, value: t.Any) -> None:
-        self.value = value
-
-    def __await__(self) -> t.Generator[t.Any, t.Any, t.Any]:
-        return self.value
-        yield  # a generator, never suspended
 
 
 def dispatch(app: Flask) -> t.Awaitable[ResponseReturnValue]:
