@@ -65,35 +65,20 @@ class _Ready:
 
 
 async def handle_request(
-    app: Flask, ctx: RequestContext
-) -> tuple[Response, BaseException | None, bool]:
-    """Push ``ctx``, produce the response, and pop the contexts unless its body streams.
-
-    Returns the response, the exception that was handled into it (for teardown), and
-    whether the contexts are popped already; if not, the driver calls
-    :func:`finish_request` once the body is sent. When the request ends in an exception
-    instead (propagated in testing, or not an ``Exception``), the contexts are popped
-    before it is raised.
-    """
-    made, error = await _pushed(app, ctx, full_dispatch)
-    response = t.cast("Response", made)  # full_dispatch always makes one
-    if is_streamed(response):
-        return response, error, False
-    if ctx.request._environ_get("werkzeug.debug.preserve_context") is not None or (
-        not ctx._pop_at_once()
-    ):
-        await finish_request(app, ctx, error)
-    return response, error, True
-
-
-async def _pushed(
     app: Flask,
     ctx: RequestContext,
-    dispatch_steps: t.Callable[[Flask], t.Coroutine[t.Any, t.Any, Response | None]],
-) -> tuple[Response | None, BaseException | None]:
-    """Push ``ctx``, open the session if its interface may block, and run
-    ``dispatch_steps``; an unhandled exception becomes a 500 response (and is returned
-    for teardown). When it propagates instead, the contexts are popped first."""
+    dispatch_steps: t.Callable[[Flask], t.Coroutine[t.Any, t.Any, Response | None]]
+    | None = None,
+) -> tuple[Response, BaseException | None, bool]:
+    """Push ``ctx``, open the session if its interface may block, produce the response
+    with ``dispatch_steps`` (:func:`full_dispatch` by default), and pop the contexts unless its body streams.
+
+    Returns the response, the exception that was handled into it (an unhandled exception
+    becomes a 500 response; it is returned for teardown), and whether the contexts are
+    popped already; if not, the driver calls :func:`finish_request` once the body is
+    sent. When the request ends in an exception instead (propagated in testing, or not an
+    ``Exception``), the contexts are popped before it is raised.
+    """
     error: BaseException | None = None
     try:
         try:
@@ -103,15 +88,22 @@ async def _pushed(
                 ctx._push_quietly()
             if ctx._session is None and app._open_session_eagerly:
                 ctx._session = await call(app._open_session_now, ctx.request)
-            response = await dispatch_steps(app)
+            response = await (dispatch_steps or full_dispatch)(app)
         except Exception as e:
             error = e
             response = await handle_exception(app, e)
+        # A WebSocket handler's response (a rejection) never streams.
+        if response is not None and ctx._websocket is None and is_streamed(response):
+            return response, error, False
+        if ctx.request._environ_get("werkzeug.debug.preserve_context") is not None or (
+            not ctx._pop_at_once()
+        ):
+            await finish_request(app, ctx, error)
     except BaseException as e:
         if ctx._tokens:
             await finish_request(app, ctx, e)
         raise
-    return response, error
+    return t.cast("Response", response), error, True
 
 
 async def finish_request(
@@ -259,8 +251,7 @@ async def handle_websocket(
     or closed the connection itself), and the unhandled exception that was turned into
     a 500, if any. A client that disconnected ends the handler normally.
     """
-    response, error = await _pushed(app, ctx, _websocket_dispatch)
-    await finish_request(app, ctx, error)
+    response, error, _ = await handle_request(app, ctx, _websocket_dispatch)
     return response, error
 
 

@@ -322,7 +322,7 @@ class Response(_WerkzeugResponse):
             )
             cached = cls._content_type_of = (mimetype, content_type)
         self = cls.__new__(cls)
-        headers = Headers()
+        headers = Headers.__new__(Headers)  # its list is set below
         length = ("Content-Length", str(len(body)))
         content_type = cached[1]
         headers._list = (
