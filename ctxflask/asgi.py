@@ -1,9 +1,10 @@
 """The ASGI entry point, ``app.asgi``: one adapter per scope type.
 
-It knows ASGI (scope, receive, send; the ``http`` and ``lifespan`` scopes) and nothing of
-routing, hooks or sessions: it makes the request from the scope (:mod:`.scope`), runs the same
-pipeline steps as the WSGI entry point through the bridge's async driver, and sends the
-response. Each request runs in a fresh copy of the server task's context.
+It knows ASGI (scope, receive, send; the ``http``, ``websocket`` and ``lifespan`` scopes)
+and nothing of routing, hooks or sessions: it makes the request from the scope
+(:mod:`.scope`), runs the same pipeline steps as the WSGI entry point through the bridge's
+async driver, with sync steps in worker threads (:mod:`.workers`), and sends the response.
+Each request runs in a fresh copy of the server task's context.
 """
 
 from __future__ import annotations

@@ -71,7 +71,8 @@ async def handle_request(
     | None = None,
 ) -> tuple[Response, BaseException | None, bool]:
     """Push ``ctx``, open the session if its interface may block, produce the response
-    with ``dispatch_steps`` (:func:`full_dispatch` by default), and pop the contexts unless its body streams.
+    with ``dispatch_steps`` (:func:`full_dispatch` by default), and pop the contexts
+    unless its body streams.
 
     Returns the response, the exception that was handled into it (an unhandled exception
     becomes a 500 response; it is returned for teardown), and whether the contexts are
