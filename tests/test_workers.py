@@ -108,9 +108,12 @@ async def test_a_cancelled_task_waits_for_its_job_then_is_cancelled():
 @pytest.mark.asyncio
 async def test_a_task_cancelled_directly_waits_for_its_job_too():
     """asyncio only: ``task.cancel()``, as a server does, not a cancel scope."""
+    await _cancel_a_task_while_its_job_runs()
+
+
+async def _cancel_a_task_while_its_job_runs() -> None:
     pool = workers.pool_for(object(), 2)
     started, finished, job = _slow_job()
-
     task = asyncio.ensure_future(pool.run(job))
     await asyncio.to_thread(started.wait)
     task.cancel()
@@ -185,3 +188,28 @@ def test_a_pool_needs_a_thread():
 
     with pytest.raises(ValueError, match="at least one thread"):
         asyncio.run(make())
+
+
+def test_the_pool_and_a_sync_view_run_under_uvloop():
+    """uvicorn's loop when uvloop is installed: a sync view, a cancelled job and a call
+    back into the loop behave as under asyncio's own loop."""
+    import uvloop
+
+    app = ctxflask.Flask(__name__)
+
+    @app.get("/<int:n>")
+    def square(n: int) -> str:
+        return str(anyio.from_thread.run(_double, n) * n // 2)
+
+    async def main() -> None:
+        async with asgi_client(app) as client:
+            responses = await asyncio.gather(*(client.get(f"/{n}") for n in range(50)))
+        assert [r.text for r in responses] == [str(n * n) for n in range(50)]
+        await _cancel_a_task_while_its_job_runs()
+
+    uvloop.run(main())
+
+
+async def _double(n: int) -> int:
+    await anyio.lowlevel.checkpoint()
+    return 2 * n
