@@ -48,11 +48,17 @@ def split_path(scope: Scope) -> tuple[str, str]:
     return root_path, path
 
 
+def server_address(scope: Scope) -> tuple[str, int | None]:
+    """The scope's ``server`` (host, port), or the default a missing one stands for."""
+    server = scope.get("server") or ("localhost", 80)
+    return server[0], server[1]
+
+
 def build_environ(scope: Scope, body: t.Any) -> dict[str, t.Any]:
     """The WSGI environ of an ASGI ``http`` or ``websocket`` scope, with ``body`` as
     ``wsgi.input``."""
     root_path, path = split_path(scope)
-    server = scope.get("server") or ("localhost", 80)
+    server = server_address(scope)
     client = scope.get("client")
     environ: dict[str, t.Any] = {
         "REQUEST_METHOD": scope.get("method", "GET"),
@@ -105,8 +111,7 @@ _SCANNED_HEADERS: dict[bytes, str] = {
     b"transfer-encoding": "HTTP_TRANSFER_ENCODING",
 }
 _PRESERVE_KEY = "werkzeug.debug.preserve_context"
-#: The environ keys a :class:`ScopeEnviron` has before it builds the environ.
-SCANNED = frozenset((*_SCANNED_HEADERS.values(), _PRESERVE_KEY))
+_SCANNED = frozenset((*_SCANNED_HEADERS.values(), _PRESERVE_KEY))
 
 
 class ScopeEnviron:
@@ -146,7 +151,7 @@ class ScopeEnviron:
 
     def value(self, key: str) -> t.Any:
         """``environ.get(key)``, without building the environ for a scanned key."""
-        if self.environ is None and key in SCANNED:
+        if self.environ is None and key in _SCANNED:
             return self.scanned.get(key)
         return self.get().get(key)
 

@@ -97,6 +97,11 @@ def in_worker_thread() -> bool:
 # -- asyncio: ctxflask's threads ---------------------------------------------------------
 
 
+_asyncio_pools: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, dict[t.Hashable, _ThreadPool]
+] = weakref.WeakKeyDictionary()
+
+
 class _Job(asyncio.Future[t.Any]):
     """The result of a job. Cancelling the task that awaits it does not cancel it: the
     task is then cancelled at its next step, once the job is done."""
@@ -212,9 +217,6 @@ class _Worker(threading.Thread):
 
 # -- other loops (trio): anyio's threads -------------------------------------------------
 
-_asyncio_pools: weakref.WeakKeyDictionary[
-    asyncio.AbstractEventLoop, dict[t.Hashable, _ThreadPool]
-] = weakref.WeakKeyDictionary()
 _anyio_pools: RunVar[dict[t.Hashable, _AnyioPool]] = RunVar("ctxflask_worker_pools")
 
 

@@ -21,8 +21,8 @@ from werkzeug.wrappers import Response as _WerkzeugResponse
 from . import json
 from .body import ASGIBody
 from .globals import _cv_app
-from .scope import SCANNED
 from .scope import ScopeEnviron
+from .scope import server_address
 from .scope import split_path
 
 if t.TYPE_CHECKING:
@@ -61,14 +61,14 @@ class Request(_WerkzeugRequest):
         ``__init__``; a test compares the two."""
         scope = source.scope
         root_path, path = split_path(scope)
-        server = scope.get("server") or ("localhost", 80)
+        server = server_address(scope)
         client = scope.get("client")
         self = cls.__new__(cls)
         _SansIORequest.__init__(
             self,
             method=scope.get("method", "GET"),
             scheme=scope.get("scheme", "http"),
-            server=(server[0], server[1]),
+            server=server,
             root_path=root_path,
             path=path,
             query_string=scope.get("query_string", b""),
@@ -98,20 +98,8 @@ class Request(_WerkzeugRequest):
     def _routing_headers(self) -> tuple[str | None, str | None, str | None]:
         """The Host, Upgrade and Connection headers as the environ has them (under ASGI,
         without building it)."""
-        source = self._source
-        if source is not None and source.environ is None:
-            scanned = source.scanned
-            return (
-                scanned.get("HTTP_HOST"),
-                scanned.get("HTTP_UPGRADE"),
-                scanned.get("HTTP_CONNECTION"),
-            )
-        environ = self.environ
-        return (
-            environ.get("HTTP_HOST"),
-            environ.get("HTTP_UPGRADE"),
-            environ.get("HTTP_CONNECTION"),
-        )
+        get = self._environ_get
+        return get("HTTP_HOST"), get("HTTP_UPGRADE"), get("HTTP_CONNECTION")
 
     def _environ_get(self, key: str) -> t.Any:
         """``self.environ.get(key)``; under ASGI, without building the environ for the
@@ -119,8 +107,6 @@ class Request(_WerkzeugRequest):
         source = self._source
         if source is None:
             return self.environ.get(key)
-        if source.environ is None and key in SCANNED:
-            return source.scanned.get(key)
         return source.value(key)
 
     @property
