@@ -361,10 +361,9 @@ class RequestContext(_PushedInWith):
         app = self.app
         if (
             app.teardown_appcontext_funcs
-            or request_tearing_down.receivers
             or appcontext_tearing_down.receivers
             or appcontext_popped.receivers
-            or any(app.teardown_request_funcs.values())
+            or self._teardown_due()
         ):
             return False
         app_ctx = self._check_top()
