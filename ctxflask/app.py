@@ -1071,14 +1071,16 @@ class Flask(Scaffold):
         # (both methods marked nonblocking) opens on first use instead: a request that
         # never touches the session skips both.
         interface = self.session_interface
-        cached = self.__dict__.get("_eager_session")
+        cached: tuple[SessionInterface, bool] | None = self.__dict__.get(
+            "_eager_session"
+        )
         if cached is None or cached[0] is not interface:
             lazy = all(
                 getattr(method, "__ctxflask_nonblocking__", False)
                 for method in (interface.open_session, interface.save_session)
             )
             cached = self.__dict__["_eager_session"] = (interface, not lazy)
-        return t.cast(bool, cached[1])
+        return cached[1]
 
     def _session_needs_refresh(self, request: Request) -> bool:
         # Flask refreshes a permanent session's cookie on every request, read or not.
@@ -1117,7 +1119,7 @@ class Flask(Scaffold):
         if fast[1]:
             request = cls._from_scope(source)
             request.json_module = self.json
-            return RequestContext(self, t.cast("WSGIEnvironment", None), request)
+            return RequestContext(self, _NO_ENVIRON, request)
         return self.request_context(source.get())
 
     def test_request_context(self, *args: t.Any, **kwargs: t.Any) -> RequestContext:
@@ -1271,6 +1273,9 @@ def _wsgi_str(value: str | None) -> str | None:
         return None
     return value.encode("latin1").decode(errors="replace")
 
+
+# The environ argument of a request context whose request is made already (from a scope).
+_NO_ENVIRON: t.Any = None
 
 _server_names: dict[tuple[t.Any, ...], tuple[str, str]] = {}
 

@@ -101,18 +101,6 @@ class _NoBody:
 
 _NO_BODY = _NoBody()
 
-# Response header names and their ASGI form (bounded: views may make up names).
-_header_names: dict[str, bytes] = {}
-
-
-def _header_name(name: str) -> bytes:
-    raw = _header_names.get(name)
-    if raw is None:
-        raw = name.lower().encode("latin-1")
-        if len(_header_names) < 512:
-            _header_names[name] = raw
-    return raw
-
 
 def _streams_request_body(app: Flask, req_ctx: RequestContext) -> bool:
     rule = req_ctx.request.url_rule
@@ -206,14 +194,10 @@ class HTTPConnection(_Connection):
         await body.receive_ahead(limit)
 
     def _start_message(self, response: Response) -> Message:
-        headers = self.ctx.run(response_headers, response, self.request)
         return {
             "type": "http.response.start",
             "status": response.status_code,
-            "headers": [
-                (_header_names.get(k) or _header_name(k), v.encode("latin-1"))
-                for k, v in headers
-            ],
+            "headers": self.ctx.run(response_headers, response, self.request, True),
         }
 
     def _has_body(self, response: Response) -> bool:
@@ -370,12 +354,11 @@ class WebsocketConnection(_Connection):
             return
         if response is None:
             response = self.app.response_class(status=500 if failed else 403)
-        headers = self.ctx.run(response_headers, response, self.request)
         await self.send(
             {
                 "type": "websocket.http.response.start",
                 "status": response.status_code,
-                "headers": [(_header_name(k), v.encode("latin-1")) for k, v in headers],
+                "headers": self.ctx.run(response_headers, response, self.request, True),
             }
         )
         body = b"".join(

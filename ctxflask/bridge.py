@@ -339,7 +339,8 @@ def run_steps(steps: Steps[T], ctx: contextvars.Context | None = None) -> T:
             error = e
         outcome = _resume(steps, ctx, value, error)
         del error
-    return t.cast(T, outcome.value)
+    result: T = outcome.value
+    return result
 
 
 # -- the async side: callables from the event loop --------------------------------------------
@@ -431,8 +432,19 @@ async def run_steps_async(
     ``before_async(invoke)``, if given, is awaited before each async callable;
     what it raises is thrown into the steps as if the callable had raised it.
     """
-    outcome = _resume(steps, ctx, None, None)
-    while not isinstance(outcome, _Done):
+    value: t.Any = None
+    error: BaseException | None = None
+    while True:
+        try:  # resume the steps: their next request, or their end
+            if error is None:
+                outcome: Invoke = ctx.run(steps.send, value)
+            else:
+                outcome = ctx.run(steps.throw, error)
+        except StopIteration as stop:
+            result: T = stop.value
+            return result
+        finally:
+            error = None
         fn = outcome.fn
         if not is_async_callable(fn) and not _is_nonblocking(fn):
             # Exceptions the steps themselves raise in the thread propagate from here.
@@ -440,12 +452,12 @@ async def run_steps_async(
                 workers = default_pool()
             elif callable(workers):
                 workers = workers()
-            outcome = await workers.run(_steps_in_thread, steps, ctx, outcome)
-            if isinstance(outcome, _Done):
-                break
-            fn = outcome.fn  # the steps now wait on an async callable
-        value: t.Any = None
-        error: BaseException | None = None
+            after = await workers.run(_steps_in_thread, steps, ctx, outcome)
+            if isinstance(after, _Done):
+                result = after.value
+                return result
+            outcome, fn = after, after.fn  # the steps now wait on an async callable
+        value = None
         try:
             if before_async is not None and not _is_nonblocking(fn):
                 await before_async(outcome)
@@ -461,7 +473,4 @@ async def run_steps_async(
                 else:
                     value = await _Pinned(coro, ctx, yielded)
         except BaseException as e:  # thrown into the steps, which decide
-            error = e
-        outcome = _resume(steps, ctx, value, error)
-        del error
-    return t.cast(T, outcome.value)
+            value, error = None, e

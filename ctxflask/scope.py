@@ -111,7 +111,8 @@ _SCANNED_HEADERS: dict[bytes, str] = {
     b"transfer-encoding": "HTTP_TRANSFER_ENCODING",
 }
 _PRESERVE_KEY = "werkzeug.debug.preserve_context"
-_SCANNED = frozenset((*_SCANNED_HEADERS.values(), _PRESERVE_KEY))
+#: The environ keys a :class:`ScopeEnviron` knows before its environ is built.
+SCANNED = frozenset((*_SCANNED_HEADERS.values(), _PRESERVE_KEY))
 
 
 class ScopeEnviron:
@@ -148,12 +149,6 @@ class ScopeEnviron:
         if environ is None:
             environ = self.environ = build_environ(self.scope, self.body)
         return environ
-
-    def value(self, key: str) -> t.Any:
-        """``environ.get(key)``, without building the environ for a scanned key."""
-        if self.environ is None and key in _SCANNED:
-            return self.scanned.get(key)
-        return self.get().get(key)
 
     def content_length(self) -> int | None:
         """The declared body length; 0 when HTTP/1 says there is no body; None if

@@ -21,6 +21,7 @@ from werkzeug.wrappers import Response as _WerkzeugResponse
 from . import json
 from .body import ASGIBody
 from .globals import _cv_app
+from .scope import SCANNED
 from .scope import ScopeEnviron
 from .scope import server_address
 from .scope import split_path
@@ -98,16 +99,23 @@ class Request(_WerkzeugRequest):
     def _routing_headers(self) -> tuple[str | None, str | None, str | None]:
         """The Host, Upgrade and Connection headers as the environ has them (under ASGI,
         without building it)."""
-        get = self._environ_get
+        source = self._source
+        get = (
+            source.scanned.get
+            if source is not None and source.environ is None
+            else self.environ.get
+        )
         return get("HTTP_HOST"), get("HTTP_UPGRADE"), get("HTTP_CONNECTION")
 
     def _environ_get(self, key: str) -> t.Any:
         """``self.environ.get(key)``; under ASGI, without building the environ for the
-        values the pipeline reads on every request."""
+        values the pipeline reads on every request (:data:`.scope.SCANNED`)."""
         source = self._source
         if source is None:
             return self.environ.get(key)
-        return source.value(key)
+        if source.environ is None and key in SCANNED:
+            return source.scanned.get(key)
+        return source.get().get(key)
 
     @property
     def max_content_length(self) -> int | None:
@@ -244,7 +252,7 @@ class _ScopeHeaders(EnvironHeaders):
     environ, which they build on first use."""
 
     def __init__(self, source: ScopeEnviron) -> None:
-        Headers.__init__(self)
+        self._list = []  # what Headers.__init__ sets; these headers read the environ
         self._source = source
 
     @property
@@ -349,9 +357,34 @@ class Response(_WerkzeugResponse):
 
 _get_wsgi_headers = Response.get_wsgi_headers
 
+# Header names as they are checked (lowercase) and as ASGI sends them (lowercase bytes);
+# bounded, since views may make up names.
+_header_names: dict[str, tuple[str, bytes]] = {}
 
-def response_headers(response: Response, request: Request) -> list[tuple[str, str]]:
-    """``response.get_wsgi_headers(request.environ)`` as a list, for either entry point.
+
+def _header_name(name: str) -> tuple[str, bytes]:
+    names = _header_names.get(name)
+    if names is None:
+        lower = name.lower()
+        names = (lower, lower.encode("latin-1"))
+        if len(_header_names) < 512:
+            _header_names[name] = names
+    return names
+
+
+@t.overload
+def response_headers(
+    response: Response, request: Request, raw: t.Literal[False] = False
+) -> list[tuple[str, str]]: ...
+@t.overload
+def response_headers(
+    response: Response, request: Request, raw: t.Literal[True]
+) -> list[tuple[bytes, bytes]]: ...
+def response_headers(
+    response: Response, request: Request, raw: bool = False
+) -> list[tuple[str, str]] | list[tuple[bytes, bytes]]:
+    """``response.get_wsgi_headers(request.environ).to_wsgi_list()``, for either entry
+    point: ``raw=True`` gives ASGI's lowercase latin-1 bytes.
 
     It skips werkzeug's copy of the headers in the common case where it would change
     nothing: no location to make absolute, a status that keeps its entity headers, and a
@@ -363,15 +396,20 @@ def response_headers(response: Response, request: Request) -> list[tuple[str, st
         and code != 304
         and type(response).get_wsgi_headers is _get_wsgi_headers
     ):
-        items = response.headers.to_wsgi_list()
+        items: list[t.Any] = []
         has_length = False
-        for key, _ in items:
-            lower = key.lower()
+        for item in response.headers._list:
+            names = _header_names.get(item[0]) or _header_name(item[0])
+            lower = names[0]
             if lower == "content-length":
                 has_length = True
             elif lower == "location" or lower == "content-location":
                 break
+            items.append((names[1], item[1].encode("latin-1")) if raw else item)
         else:
             if has_length or not response.is_sequence:
                 return items
-    return response.get_wsgi_headers(request.environ).to_wsgi_list()
+    headers = response.get_wsgi_headers(request.environ).to_wsgi_list()
+    if raw:
+        return [(_header_name(k)[1], v.encode("latin-1")) for k, v in headers]
+    return headers

@@ -82,7 +82,9 @@ def test_rules_with_arguments_are_matched_every_time(app, client):
 )
 def test_response_headers_equal_werkzeugs(make):
     environ = EnvironBuilder("/here", base_url="http://example.test/app").get_environ()
-    assert (
-        response_headers(make(), Request(environ))
-        == make().get_wsgi_headers(environ).to_wsgi_list()
-    )
+    expected = make().get_wsgi_headers(environ).to_wsgi_list()
+    assert response_headers(make(), Request(environ)) == expected
+    # ASGI's form: the same headers, as lowercase latin-1 bytes.
+    assert response_headers(make(), Request(environ), raw=True) == [
+        (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in expected
+    ]
