@@ -115,35 +115,31 @@ class _Connection:
     scope (its environ built only if read), and a fresh copy of the server task's context
     to run it in."""
 
-    def __init__(
-        self,
-        asgi: ASGIApp,
-        scope: Scope,
-        receive: Receive,
-        send: Send,
-        source: ScopeEnviron,
-    ) -> None:
-        self.asgi = asgi
-        self.app = asgi.app
-        self.scope = scope
-        self.receive = receive
-        self.send = send
-        self.ctx = contextvars.copy_context()
-        self.req_ctx: RequestContext = self.app._scope_request_context(source)
-        self.request = self.req_ctx.request
-
-
-class HTTPConnection(_Connection):
-    """One ``http`` scope: run the pipeline, send the response, tear down once."""
+    #: Whether the request has a body to receive (a WebSocket's messages are not one).
+    receives_body = True
 
     def __init__(
         self, asgi: ASGIApp, scope: Scope, receive: Receive, send: Send
     ) -> None:
-        source = ScopeEnviron(scope)
-        length = source.content_length()
-        self.body = source.body = _NO_BODY if length == 0 else ASGIBody(receive, length)
-        super().__init__(asgi, scope, receive, send, source)
+        self.asgi = asgi
+        self.app = app = asgi.app
+        self.scope = scope
+        self.receive = receive
+        self.send = send
+        source = ScopeEnviron(scope, _NO_BODY)
+        if self.receives_body:
+            length = source.content_length()
+            if length != 0:
+                source.body = ASGIBody(receive, length)
+        self.body: _NoBody | ASGIBody = source.body
+        self.ctx = contextvars.copy_context()
+        self.req_ctx: RequestContext = app._scope_request_context(source)
+        self.request = self.req_ctx.request
         self._workers: WorkerPool | None = None
+
+
+class HTTPConnection(_Connection):
+    """One ``http`` scope: run the pipeline, send the response, tear down once."""
 
     def workers(self) -> WorkerPool:
         """The app's worker threads, found on first use."""
@@ -308,10 +304,12 @@ class WebsocketConnection(_Connection):
     """One ``websocket`` scope: run the handler through the pipeline between its hooks;
     reject the handshake, or close the connection, as it ended."""
 
+    receives_body = False
+
     def __init__(
         self, asgi: ASGIApp, scope: Scope, receive: Receive, send: Send
     ) -> None:
-        super().__init__(asgi, scope, receive, send, ScopeEnviron(scope, _NO_BODY))
+        super().__init__(asgi, scope, receive, send)
         self.websocket = Websocket(self.req_ctx.request, receive, send)
         self.req_ctx._websocket = self.websocket
 

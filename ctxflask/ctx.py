@@ -197,10 +197,14 @@ class AppContext(_PushedInWith):
         top = _cv_app.get(None)
         if top is not self:
             raise _wrong_top("app", self, top)
+        self._pop_now()
+        return True
+
+    def _pop_now(self) -> None:
+        # The end of a pop with nothing due: the teardown is done with, if this pop ends it.
         if len(self._tokens) == 1:
             self._torn_down = True
         _cv_app.reset(self._tokens.pop())
-        return True
 
     def _copy(self) -> AppContext:
         """A context sharing this one's ``g``, for another thread or task; its pop does not
@@ -326,7 +330,7 @@ class RequestContext(_PushedInWith):
         app_ctx = _cv_app.get(None)
         if app_ctx is None or app_ctx.app is not self.app:
             app_ctx = self.app.app_context()
-            app_ctx._push_quietly()
+            app_ctx._tokens.append(_cv_app.set(app_ctx))  # its _push_quietly, inline
         else:
             app_ctx = None
         self._tokens.append((_cv_request.set(self), app_ctx))
@@ -373,7 +377,7 @@ class RequestContext(_PushedInWith):
         token, app_ctx = self._tokens.pop()
         _cv_request.reset(token)
         if app_ctx is not None:
-            app_ctx._pop_at_once()
+            app_ctx._pop_now()  # checked above: on top, and nothing due for it either
         return True
 
     def _check_top(self) -> AppContext | None:

@@ -27,6 +27,7 @@ from werkzeug.routing import RoutingException
 from werkzeug.routing import WebsocketMismatch
 
 from .bridge import call
+from .bridge import Invoke
 from .globals import _cv_app
 from .globals import _cv_request
 from .signals import appcontext_pushed
@@ -81,6 +82,7 @@ async def handle_request(
     ``Exception``), the contexts are popped before it is raised.
     """
     error: BaseException | None = None
+    response: t.Any
     try:
         try:
             if appcontext_pushed.receivers:
@@ -93,8 +95,14 @@ async def handle_request(
         except Exception as e:
             error = e
             response = await handle_exception(app, e)
-        # A WebSocket handler's response (a rejection) never streams.
-        if response is not None and ctx._websocket is None and is_streamed(response):
+        # A WebSocket handler's response (a rejection) never streams; nor does the usual
+        # body, a list.
+        if (
+            response is not None
+            and type(response.response) is not list
+            and ctx._websocket is None
+            and is_streamed(response)
+        ):
             return response, error, False
         if ctx.request._environ_get("werkzeug.debug.preserve_context") is not None or (
             not ctx._pop_at_once()
@@ -104,7 +112,7 @@ async def handle_request(
         if ctx._tokens:
             await finish_request(app, ctx, e)
         raise
-    return t.cast("Response", response), error, True
+    return response, error, True
 
 
 async def finish_request(
@@ -226,8 +234,8 @@ def dispatch(app: Flask) -> t.Awaitable[ResponseReturnValue]:
         rule, "provide_automatic_options", False
     ):
         return _Ready(app.make_default_options_response())
-    view = app.view_functions[rule.endpoint]
-    return call(view, **(request.view_args or {}))
+    # call(view, **view_args), without copying the arguments twice.
+    return Invoke(app.view_functions[rule.endpoint], (), request.view_args or {})
 
 
 def _websocket_mismatch(ctx: RequestContext) -> BadRequest:
