@@ -461,7 +461,7 @@ class Flask(Scaffold):
         cache = self._static_matches
         hit = cache.get(key)
         if hit is not None:
-            return hit[0], dict(hit[1])
+            return hit  # the caller copies the arguments
         if ctx._url_adapter is _UNBUILT:  # the default binding: bind it directly
             ctx._url_adapter = _bind_to_request(self.url_map, ctx.request)
         rule, args = ctx.url_adapter.match(return_rule=True)  # type: ignore[union-attr]

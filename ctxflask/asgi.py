@@ -189,24 +189,25 @@ class HTTPConnection(_Connection):
         limit = self.ctx.run(lambda: self.req_ctx.request.max_content_length)
         await body.receive_ahead(limit)
 
-    def _start_message(self, response: Response) -> Message:
-        return {
+    def _start(self, response: Response) -> tuple[Message, bool]:
+        """The ``http.response.start`` message, and whether a body follows it (none for
+        HEAD, 1xx, 204 and 304)."""
+        code = response.status_code
+        start = {
             "type": "http.response.start",
-            "status": response.status_code,
+            "status": code,
             "headers": self.ctx.run(response_headers, response, self.request, True),
         }
-
-    def _has_body(self, response: Response) -> bool:
-        code = response.status_code
-        return not (
+        return start, not (
             self.scope["method"] == "HEAD" or 100 <= code < 200 or code in (204, 304)
         )
 
     async def _send_complete(self, response: Response) -> None:
         """A body already made (the contexts are popped): send it."""
         try:
-            await self.send(self._start_message(response))
-            if not self._has_body(response):
+            start, has_body = self._start(response)
+            await self.send(start)
+            if not has_body:
                 await self.send({"type": "http.response.body", "body": b""})
             elif response.direct_passthrough:
                 await self._send_file(response)
@@ -248,8 +249,9 @@ class HTTPConnection(_Connection):
         chunks = _Chunks(response, self.ctx, self.workers())
         failure: Exception | None = None
         try:
-            await self.send(self._start_message(response))
-            if not self._has_body(response):
+            start, has_body = self._start(response)
+            await self.send(start)
+            if not has_body:
                 await self.send({"type": "http.response.body", "body": b""})
             else:
                 async with anyio.create_task_group() as tg:
