@@ -9,9 +9,11 @@ whichever driver is running the steps:
   methods such as ``app.preprocess_request()``). Sync callables run inline; async ones run on
   an event loop that belongs to the current thread and is reused across its requests.
 - :func:`run_steps_async` drives them from an event loop (the ASGI entry point). Async
-  callables are awaited on the loop; sync ones run in a bounded pool of worker threads.
-  Consecutive sync callables share one trip to a worker thread: the driver itself moves to
-  the thread and comes back at the next async callable.
+  callables are awaited on the loop, by the steps themselves: there is no trip through the
+  driver, whose only work is then to pass up to the loop what they wait on. Sync ones run
+  in a bounded pool of worker threads. Consecutive sync callables share one trip to a
+  worker thread: the driver itself moves to the thread and comes back at the next async
+  callable.
 
 Every callable runs inside the request's own :class:`contextvars.Context` (not a copy of it),
 so whatever one step sets -- ``g``, the session, any ``ContextVar`` -- the next step sees,
@@ -36,6 +38,7 @@ from collections.abc import Coroutine
 from collections.abc import Generator
 from concurrent.futures import ThreadPoolExecutor
 
+import anyio
 import anyio.from_thread
 import sniffio
 
@@ -76,9 +79,56 @@ class Invoke:
 Steps = Coroutine[Invoke, t.Any, T]
 
 
-def call(fn: Callable[..., t.Any], /, *args: t.Any, **kwargs: t.Any) -> Invoke:
+class _DriverState(threading.local):
+    #: Whether the steps being resumed on this thread may await an async callable
+    #: themselves, with no trip through the driver: each driver says so as it resumes
+    #: its steps, and only :func:`run_steps_async` (without ``before_async``) says yes.
+    #: Steps only run inside a resume, and a sync driver's steps never run an event loop,
+    #: so what the latest resume said holds for the code running now.
+    inline = False
+
+
+_driver = _DriverState()
+
+
+def call(
+    fn: Callable[..., t.Any], /, *args: t.Any, **kwargs: t.Any
+) -> Awaitable[t.Any]:
     """From a step: run a sync or async callable through the driver; await the result."""
+    if _driver.inline and is_async_callable(fn):
+        awaitable: Awaitable[t.Any] = fn(*args, **kwargs)
+        return awaitable
     return Invoke(fn, args, kwargs)
+
+
+class _ShieldRest:
+    __slots__ = ()
+
+    def __await__(self) -> Generator[_ShieldRest, None, None]:
+        yield self
+
+
+_SHIELD = _ShieldRest()
+
+
+def shield_rest() -> Awaitable[None]:
+    """From a step: run the steps from here to their end shielded from cancellation, so
+    that what they do to wind down (pops, teardowns) is not cut short. Only the async
+    driver has cancellation to shield from; the sync one just goes on."""
+    return _SHIELD
+
+
+class _Wait:
+    """Pass up to the event loop what an async callable awaited in the steps waits on
+    (a future, trio's trap), and back down what the loop answers."""
+
+    __slots__ = ("request",)
+
+    def __init__(self, request: t.Any) -> None:
+        self.request = request
+
+    def __await__(self) -> Generator[t.Any, t.Any, t.Any]:
+        return (yield self.request)
 
 
 class _Done:
@@ -95,10 +145,11 @@ def _resume(
     ctx: contextvars.Context | None,
     value: t.Any,
     error: BaseException | None,
-) -> Invoke | _Done:
+) -> Invoke | _Done | _ShieldRest:
     """Resume the steps inside ``ctx`` (``None``: the current context) with the result or
     the exception of the callable they awaited; return the next request, or their end.
     What the steps themselves raise propagates."""
+    _driver.inline = False  # the steps of a sync driver: every callable goes through it
     try:
         if ctx is None:
             return steps.send(value) if error is None else steps.throw(error)
@@ -331,6 +382,9 @@ def run_steps(steps: Steps[T], ctx: contextvars.Context | None = None) -> T:
     """
     outcome = _resume(steps, ctx, None, None)
     while not isinstance(outcome, _Done):
+        if isinstance(outcome, _ShieldRest):
+            outcome = _resume(steps, ctx, None, None)
+            continue
         value: t.Any = None
         error: BaseException | None = None
         try:
@@ -400,9 +454,9 @@ def pinned(coro: Coroutine[t.Any, t.Any, T], ctx: contextvars.Context) -> Awaita
 
 def _steps_in_thread(
     steps: Steps[t.Any], ctx: contextvars.Context, invoke: Invoke
-) -> Invoke | _Done:
+) -> Invoke | _Done | _ShieldRest:
     """In a worker thread: run sync callables and the steps between them, until the steps
-    ask for an async callable (returned, for the loop to run) or end."""
+    ask for an async callable or a shield (returned, for the loop) or end."""
     while True:
         value: t.Any = None
         error: BaseException | None = None
@@ -412,7 +466,7 @@ def _steps_in_thread(
             error = e
         outcome = _resume(steps, ctx, value, error)
         del error
-        if isinstance(outcome, _Done) or is_async_callable(outcome.fn):
+        if not isinstance(outcome, Invoke) or is_async_callable(outcome.fn):
             return outcome
         invoke = outcome
 
@@ -425,19 +479,29 @@ async def run_steps_async(
 ) -> T:
     """From async code: run pipeline steps to their end inside ``ctx``; return their result.
 
-    Async callables are awaited on the loop; a run of sync callables, with the steps between
-    them, goes to one thread of ``workers`` and comes back at the next async callable
-    (``workers`` may be a function giving the pool, called at the first trip; ``None``: the
-    loop's default pool).
-    ``before_async(invoke)``, if given, is awaited before each async callable;
-    what it raises is thrown into the steps as if the callable had raised it.
+    Async callables are awaited on the loop, by the steps themselves; a run of sync
+    callables, with the steps between them, goes to one thread of ``workers`` and comes
+    back at the next async callable (``workers`` may be a function giving the pool, called
+    at the first trip; ``None``: the loop's default pool).
+    ``before_async(invoke)``, if given, is awaited before each async callable, which the
+    driver then runs; what it raises is thrown into the steps as if the callable had
+    raised it.
+
+    The steps are never abandoned: cancelling the task throws the cancellation into them
+    where they wait; from a :func:`shield_rest` on, they run shielded from it.
     """
+    # Without ``before_async``, the steps await async callables themselves (see call()).
+    inline = before_async is None
+    driver = _driver
     value: t.Any = None
     error: BaseException | None = None
     while True:
+        driver.inline = inline
         try:  # resume the steps: their next request, or their end
             if error is None:
-                outcome: Invoke = ctx.run(steps.send, value)
+                # An Invoke, a shield_rest(), or what an async callable awaited in the
+                # steps waits on.
+                outcome: t.Any = ctx.run(steps.send, value)
             else:
                 outcome = ctx.run(steps.throw, error)
         except StopIteration as stop:
@@ -445,20 +509,27 @@ async def run_steps_async(
             return result
         finally:
             error = None
-        fn = outcome.fn
-        if not is_async_callable(fn) and not _is_nonblocking(fn):
-            # Exceptions the steps themselves raise in the thread propagate from here.
-            if workers is None:
-                workers = default_pool()
-            elif callable(workers):
-                workers = workers()
-            after = await workers.run(_steps_in_thread, steps, ctx, outcome)
-            if isinstance(after, _Done):
-                result = after.value
-                return result
-            outcome, fn = after, after.fn  # the steps now wait on an async callable
         value = None
         try:
+            if type(outcome) is not Invoke:
+                if isinstance(outcome, _ShieldRest):
+                    return await _run_shielded(steps, ctx, workers, before_async)
+                # An async callable awaited in the steps waits on the loop.
+                value = await _Wait(outcome)
+                continue
+            fn = outcome.fn
+            if not is_async_callable(fn) and not _is_nonblocking(fn):
+                if workers is None:
+                    workers = default_pool()
+                elif callable(workers):
+                    workers = workers()
+                after = await workers.run(_steps_in_thread, steps, ctx, outcome)
+                if isinstance(after, _Done):
+                    result = after.value
+                    return result
+                if isinstance(after, _ShieldRest):
+                    return await _run_shielded(steps, ctx, workers, before_async)
+                outcome, fn = after, after.fn  # the steps now wait on an async callable
             if before_async is not None and not _is_nonblocking(fn):
                 await before_async(outcome)
             value = ctx.run(fn, *outcome.args, **outcome.kwargs)
@@ -473,4 +544,18 @@ async def run_steps_async(
                 else:
                     value = await _Pinned(coro, ctx, yielded)
         except BaseException as e:  # thrown into the steps, which decide
+            if getattr(steps, "cr_frame", True) is None:
+                raise  # the steps raised it themselves, in a worker thread, and ended
             value, error = None, e
+
+
+async def _run_shielded(
+    steps: Steps[T],
+    ctx: contextvars.Context,
+    workers: WorkerPool | Callable[[], WorkerPool] | None,
+    before_async: Callable[[Invoke], Awaitable[None]] | None,
+) -> T:
+    # The steps wait at a shield_rest(): resume them from there, shielded.
+    with anyio.CancelScope(shield=True):
+        result = await run_steps_async(steps, ctx, workers, before_async)
+    return result

@@ -27,7 +27,7 @@ from werkzeug.routing import RoutingException
 from werkzeug.routing import WebsocketMismatch
 
 from .bridge import call
-from .bridge import Invoke
+from .bridge import shield_rest
 from .globals import _cv_app
 from .globals import _cv_request
 from .signals import appcontext_pushed
@@ -110,6 +110,8 @@ async def handle_request(
             await finish_request(app, ctx, error)
     except BaseException as e:
         if ctx._tokens:
+            # Raised on (testing), or cancelled: the contexts are popped all the same.
+            await shield_rest()
             await finish_request(app, ctx, e)
         raise
     return response, error, True
@@ -234,8 +236,7 @@ def dispatch(app: Flask) -> t.Awaitable[ResponseReturnValue]:
         rule, "provide_automatic_options", False
     ):
         return _Ready(app.make_default_options_response())
-    # call(view, **view_args), without copying the arguments twice.
-    return Invoke(app.view_functions[rule.endpoint], (), request.view_args or {})
+    return call(app.view_functions[rule.endpoint], **(request.view_args or {}))
 
 
 def _websocket_mismatch(ctx: RequestContext) -> BadRequest:

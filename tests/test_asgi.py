@@ -896,6 +896,122 @@ async def test_context_var_changes_cross_between_sync_and_async_steps(app):
     assert step_var.get() == "unset"
 
 
+@pytest.mark.anyio
+async def test_request_cancelled_while_its_async_view_waits_ends_it_and_tears_down_once(
+    app,
+):
+    # As a server does on shutdown or a timeout: the request's task is cancelled.
+    log = []
+    waiting = anyio.Event()
+
+    @app.before_request
+    async def async_before():
+        g.path = request.path
+
+    @app.get("/wait")
+    async def wait():
+        waiting.set()
+        try:
+            await anyio.sleep(30)
+        finally:
+            log.append(("view ended", g.path))
+
+    @app.teardown_request
+    def teardown(exc):
+        log.append(("teardown", type(exc)))
+
+    conversation = Conversation()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(
+            app.asgi, http_scope(path="/wait"), conversation.receive, conversation.send
+        )
+        await waiting.wait()
+        tg.cancel_scope.cancel()
+    assert log == [
+        ("view ended", "/wait"),
+        ("teardown", anyio.get_cancelled_exc_class()),
+    ]
+    assert conversation.sent == []
+
+
+@pytest.mark.anyio
+async def test_request_cancelled_while_its_sync_view_runs_finishes_it_and_tears_down_once(
+    app,
+):
+    # A thread cannot be interrupted: the view runs to its end, then the request ends.
+    log = []
+    running = threading.Event()
+    release = threading.Event()
+
+    @app.get("/work")
+    def work():
+        running.set()
+        release.wait(5)
+        log.append("view finished")
+        return "done"
+
+    @app.teardown_request
+    def teardown(exc):
+        log.append("teardown")
+
+    conversation = Conversation()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(
+            app.asgi, http_scope(path="/work"), conversation.receive, conversation.send
+        )
+        await anyio.to_thread.run_sync(running.wait, 5)
+        tg.cancel_scope.cancel()
+        release.set()
+    assert log == ["view finished", "teardown"]
+
+
+@pytest.mark.anyio
+async def test_request_cancelled_while_waiting_for_a_worker_thread_still_tears_down(
+    app,
+):
+    # The only worker thread is busy: the second request's sync view waits its turn when
+    # it is cancelled, and never runs; its teardown does.
+    app.config["WORKER_THREADS"] = 1
+    log = []
+    busy = threading.Event()
+    release = threading.Event()
+
+    @app.get("/<name>")
+    def view(name):
+        if name == "first":
+            busy.set()
+            release.wait(5)
+        log.append(f"view {name}")
+        return name
+
+    @app.teardown_request
+    def teardown(exc):
+        log.append(f"teardown {request.view_args['name']} {type(exc).__name__}")
+
+    first, second = Conversation(), Conversation()
+    second_scope = anyio.CancelScope()
+
+    async def second_request():
+        with second_scope:
+            await app.asgi(http_scope(path="/second"), second.receive, second.send)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(app.asgi, http_scope(path="/first"), first.receive, first.send)
+        await anyio.to_thread.run_sync(busy.wait, 5)
+        tg.start_soon(second_request)
+        await anyio.sleep(0.05)  # the second request now waits for the thread
+        second_scope.cancel()
+        await anyio.sleep(0.05)
+        release.set()
+    cancelled = anyio.get_cancelled_exc_class().__name__
+    assert log == [
+        "view first",
+        "teardown first NoneType",
+        f"teardown second {cancelled}",
+    ]
+    assert second.sent == []
+
+
 # -- responses -------------------------------------------------------------------------------
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
+import sys
 import threading
 
 import anyio
@@ -267,3 +268,115 @@ async def test_run_steps_async_bounds_worker_threads():
                 pool,
             )
     assert peak == 2
+
+
+@pytest.mark.anyio
+async def test_run_steps_async_lets_the_steps_await_async_callables_themselves():
+    # No trip through the driver: the callable's caller is the step, however often the
+    # callable waits on the loop, and what it sets is seen by the next callable.
+    async def waits():
+        caller = sys._getframe(1).f_code.co_name
+        for _ in range(5):
+            await anyio.lowlevel.checkpoint()
+        var.set("set after waiting")
+        return caller
+
+    ctx = contextvars.copy_context()
+    log = []
+    await bridge.run_steps_async(_steps([waits, async_set("next")], log), ctx)
+    assert log[0] == "_steps"
+    assert log[1][0] == "set after waiting"
+    assert ctx[var] == "next"
+
+
+@pytest.mark.anyio
+async def test_run_steps_async_runs_before_async_before_each_async_callable():
+    order = []
+
+    async def before(invoke):
+        order.append(f"before {invoke.fn.__name__}")
+
+    async def first():
+        order.append("first")
+
+    async def second():
+        order.append("second")
+
+    def between():
+        order.append("between")
+
+    steps = _steps([first, between, second], [])
+    await bridge.run_steps_async(steps, contextvars.copy_context(), before_async=before)
+    assert order == ["before first", "first", "between", "before second", "second"]
+
+
+@pytest.mark.anyio
+async def test_cancelling_run_steps_async_reaches_the_async_callable_the_steps_await():
+    log = []
+
+    async def waits():
+        try:
+            await anyio.sleep(30)
+        finally:
+            log.append("callable cleaned up")
+
+    async def steps():
+        try:
+            await bridge.call(waits)
+        finally:
+            log.append("steps cleaned up")
+
+    with anyio.move_on_after(0.05) as scope:
+        await bridge.run_steps_async(steps(), contextvars.copy_context())
+    assert scope.cancelled_caught
+    assert log == ["callable cleaned up", "steps cleaned up"]
+
+
+@pytest.mark.anyio
+async def test_a_sync_driver_inside_an_async_callable_still_runs_every_callable_itself():
+    # As `with app.app_context():` does in an async view: its pop runs steps with the
+    # sync driver, from code the async driver's steps are awaiting.
+    inner = []
+
+    async def nests():
+        calls = [sync_set("inner sync"), async_set("inner async")]
+        return bridge.run_steps(_steps(calls, inner), None)
+
+    ctx = contextvars.copy_context()
+    log = []
+    await bridge.run_steps_async(_steps([nests, async_set("after")], log), ctx)
+    assert log[0] == "done"
+    assert [seen for seen, _ in inner] == ["unset", "inner sync"]
+    assert log[1][0] == "inner async"
+    assert ctx[var] == "after"
+
+
+@pytest.mark.anyio
+async def test_steps_after_shield_rest_run_to_their_end_despite_cancellation():
+    log = []
+
+    async def winds_down():
+        await anyio.sleep(0.05)  # cancelled already: only a shield lets this finish
+        log.append("wound down")
+
+    async def steps():
+        try:
+            await bridge.call(anyio.sleep, 30)
+        except BaseException:
+            await bridge.shield_rest()
+            await bridge.call(winds_down)
+            await bridge.call(lambda: log.append("sync too"))
+            raise
+
+    with anyio.move_on_after(0.05) as scope:
+        await bridge.run_steps_async(steps(), contextvars.copy_context())
+    assert scope.cancelled_caught
+    assert log == ["wound down", "sync too"]
+
+
+def test_shield_rest_is_a_no_op_for_the_sync_driver():
+    async def steps():
+        await bridge.shield_rest()
+        return await bridge.call(lambda: "went on")
+
+    assert bridge.run_steps(steps(), contextvars.copy_context()) == "went on"
