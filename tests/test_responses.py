@@ -596,9 +596,12 @@ def test_response_class_subclass_does_not_change_other_apps(app, client, kind):
 
 
 @pytest.mark.parametrize("body", [b"", b"hello", "é".encode() * 100])
-def test_from_bytes_builds_the_same_response_as_the_constructor(body):
-    fast = Response._from_bytes(body)
-    slow = Response(body)
+@pytest.mark.parametrize(
+    "mimetype", [None, "application/json", "text/plain", "application/xml"]
+)
+def test_from_bytes_builds_the_same_response_as_the_constructor(body, mimetype):
+    fast = Response._from_bytes(body, mimetype)
+    slow = Response(body, mimetype=mimetype)
     assert type(fast) is Response
     assert fast.status == slow.status
     assert fast.status_code == slow.status_code
@@ -606,7 +609,16 @@ def test_from_bytes_builds_the_same_response_as_the_constructor(body):
     assert fast.get_data() == slow.get_data() == body
     assert fast.direct_passthrough is slow.direct_passthrough
     assert fast.is_sequence is slow.is_sequence is True
-    assert fast.mimetype == slow.mimetype == "text/html"
+    assert fast.mimetype == slow.mimetype == (mimetype or "text/html")
+
+
+def test_from_bytes_without_a_default_mimetype_sends_no_content_type():
+    class Untyped(Response):
+        default_mimetype = None
+
+    fast, slow = Untyped._from_bytes(b"x"), Untyped(b"x")
+    assert fast.headers.to_wsgi_list() == slow.headers.to_wsgi_list()
+    assert "Content-Type" not in fast.headers
 
 
 def test_from_bytes_responses_are_independent():

@@ -181,4 +181,7 @@ class DefaultJSONProvider(JSONProvider):
             body = self.dumps(obj, indent=2)
         else:
             body = self.dumps(obj, separators=(",", ":"))
-        return self._app.response_class(f"{body}\n", mimetype=self.mimetype)
+        response_class = self._app.response_class
+        if getattr(response_class, "_fast_init", False):
+            return response_class._from_bytes(f"{body}\n".encode(), self.mimetype)
+        return response_class(f"{body}\n", mimetype=self.mimetype)
