@@ -511,14 +511,11 @@ async def run_steps_async(
             error = None
         value = None
         try:
-            if type(outcome) is not Invoke:
-                if isinstance(outcome, _ShieldRest):
-                    return await _run_shielded(steps, ctx, workers, before_async)
-                # An async callable awaited in the steps waits on the loop.
-                value = await _Wait(outcome)
-                continue
-            fn = outcome.fn
-            if not is_async_callable(fn) and not _is_nonblocking(fn):
+            if (
+                type(outcome) is Invoke
+                and not is_async_callable(outcome.fn)
+                and not _is_nonblocking(outcome.fn)
+            ):
                 if workers is None:
                     workers = default_pool()
                 elif callable(workers):
@@ -527,9 +524,14 @@ async def run_steps_async(
                 if isinstance(after, _Done):
                     result = after.value
                     return result
-                if isinstance(after, _ShieldRest):
+                outcome = after  # an async callable to run, or a shield_rest()
+            if type(outcome) is not Invoke:
+                if isinstance(outcome, _ShieldRest):
                     return await _run_shielded(steps, ctx, workers, before_async)
-                outcome, fn = after, after.fn  # the steps now wait on an async callable
+                # An async callable awaited in the steps waits on the loop.
+                value = await _Wait(outcome)
+                continue
+            fn = outcome.fn
             if before_async is not None and not _is_nonblocking(fn):
                 await before_async(outcome)
             value = ctx.run(fn, *outcome.args, **outcome.kwargs)
