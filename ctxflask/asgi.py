@@ -28,6 +28,7 @@ from .websocket import Websocket
 from .workers import pool_for
 from .workers import WorkerPool
 from .wrappers import response_headers
+from .wrappers import sends_body
 
 if t.TYPE_CHECKING:
     from .app import Flask
@@ -198,9 +199,7 @@ class HTTPConnection(_Connection):
             "status": code,
             "headers": self.ctx.run(response_headers, response, self.request, True),
         }
-        return start, not (
-            self.scope["method"] == "HEAD" or 100 <= code < 200 or code in (204, 304)
-        )
+        return start, sends_body(self.scope["method"], code)
 
     async def _send_complete(self, response: Response) -> None:
         """A body already made (the contexts are popped): send it."""

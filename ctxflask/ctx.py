@@ -330,7 +330,7 @@ class RequestContext(_PushedInWith):
         app_ctx = _cv_app.get(None)
         if app_ctx is None or app_ctx.app is not self.app:
             app_ctx = self.app.app_context()
-            app_ctx._tokens.append(_cv_app.set(app_ctx))  # its _push_quietly, inline
+            app_ctx._push_quietly()
         else:
             app_ctx = None
         self._tokens.append((_cv_request.set(self), app_ctx))

@@ -99,12 +99,7 @@ class Request(_WerkzeugRequest):
     def _routing_headers(self) -> tuple[str | None, str | None, str | None]:
         """The Host, Upgrade and Connection headers as the environ has them (under ASGI,
         without building it)."""
-        source = self._source
-        get = (
-            source.scanned.get
-            if source is not None and source.environ is None
-            else self.environ.get
-        )
+        get = self._environ_get
         return get("HTTP_HOST"), get("HTTP_UPGRADE"), get("HTTP_CONNECTION")
 
     def _environ_get(self, key: str) -> t.Any:
@@ -362,6 +357,13 @@ class Response(_WerkzeugResponse):
 
 
 _get_wsgi_headers = Response.get_wsgi_headers
+
+
+def sends_body(method: str, code: int) -> bool:
+    """Whether a response of status ``code`` to a ``method`` request sends its body: not
+    for HEAD, 1xx, 204 and 304."""
+    return not (method == "HEAD" or 100 <= code < 200 or code in (204, 304))
+
 
 # Header names as they are checked (lowercase) and as ASGI sends them (lowercase bytes);
 # bounded, since views may make up names.

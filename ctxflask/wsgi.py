@@ -22,6 +22,7 @@ from werkzeug.wsgi import ClosingIterator
 from . import bridge
 from . import pipeline
 from .wrappers import response_headers
+from .wrappers import sends_body
 
 if t.TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse
@@ -91,7 +92,7 @@ def serve(
     start_response(response.status, headers)
     tasks = req_ctx._background_tasks
     body: t.Any
-    if environ["REQUEST_METHOD"] == "HEAD" or 100 <= code < 200 or code in (204, 304):
+    if not sends_body(environ["REQUEST_METHOD"], code):
         body = []  # nothing to send; the response is still closed (an open file, say)
         if not (response.direct_passthrough or response._on_close or tasks):
             return t.cast(list[bytes], body)
@@ -156,7 +157,7 @@ def _start_streaming(
     except BaseException as e:
         bridge.run_steps(pipeline.finish_request(app, req_ctx, e), ctx)
         raise
-    if environ["REQUEST_METHOD"] == "HEAD" or 100 <= code < 200 or code in (204, 304):
+    if not sends_body(environ["REQUEST_METHOD"], code):
         body.close()  # never started: the generator is closed unrun, teardown runs now
         return ()
     return body

@@ -182,6 +182,7 @@ class DefaultJSONProvider(JSONProvider):
         else:
             body = self.dumps(obj, separators=(",", ":"))
         response_class = self._app.response_class
+        # A werkzeug response class (no _fast_init) takes the general constructor.
         if getattr(response_class, "_fast_init", False):
             return response_class._from_bytes(f"{body}\n".encode(), self.mimetype)
         return response_class(f"{body}\n", mimetype=self.mimetype)
