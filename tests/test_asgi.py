@@ -896,6 +896,9 @@ async def test_context_var_changes_cross_between_sync_and_async_steps(app):
     assert step_var.get() == "unset"
 
 
+# Cancellation is ASGI's only: under WSGI nothing can cancel a request's thread.
+
+
 @pytest.mark.anyio
 async def test_request_cancelled_while_its_async_view_waits_ends_it_and_tears_down_once(
     app,
