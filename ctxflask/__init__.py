@@ -9,53 +9,57 @@ from __future__ import annotations
 
 from . import json as json
 from .app import Flask as Flask
+from .asgi import Websocket as Websocket
 from .blueprints import Blueprint as Blueprint
 from .bridge import nonblocking as nonblocking
-from .config import Config as Config
-from .ctx import after_this_request as after_this_request
-from .ctx import copy_current_app_context as copy_current_app_context
-from .ctx import copy_current_request_context as copy_current_request_context
-from .ctx import has_app_context as has_app_context
-from .ctx import has_request_context as has_request_context
-from .globals import current_app as current_app
-from .globals import g as g
-from .globals import request as request
-from .globals import session as session
-from .globals import websocket as websocket
-from .helpers import abort as abort
-from .helpers import flash as flash
-from .helpers import get_flashed_messages as get_flashed_messages
-from .helpers import get_template_attribute as get_template_attribute
-from .helpers import make_response as make_response
-from .helpers import redirect as redirect
-from .helpers import send_file as send_file
-from .helpers import send_from_directory as send_from_directory
-from .helpers import stream_request_body as stream_request_body
-from .helpers import stream_with_context as stream_with_context
-from .helpers import url_for as url_for
-from .json import jsonify as jsonify
-from .signals import appcontext_popped as appcontext_popped
-from .signals import appcontext_pushed as appcontext_pushed
-from .signals import appcontext_tearing_down as appcontext_tearing_down
-from .signals import before_render_template as before_render_template
-from .signals import got_request_exception as got_request_exception
-from .signals import message_flashed as message_flashed
-from .signals import request_finished as request_finished
-from .signals import request_started as request_started
-from .signals import request_tearing_down as request_tearing_down
-from .signals import template_rendered as template_rendered
-from .templating import render_template as render_template
-from .templating import render_template_async as render_template_async
-from .templating import render_template_string as render_template_string
-from .templating import render_template_string_async as render_template_string_async
-from .templating import stream_template as stream_template
-from .templating import stream_template_async as stream_template_async
-from .templating import stream_template_string as stream_template_string
-from .templating import stream_template_string_async as stream_template_string_async
-from .websocket import Websocket as Websocket
-from .websocket import WebSocketDisconnect as WebSocketDisconnect
-from .wrappers import Request as Request
-from .wrappers import Response as Response
+from .core.config import Config as Config
+from .core.ctx import after_this_request as after_this_request
+from .core.ctx import copy_current_app_context as copy_current_app_context
+from .core.ctx import copy_current_request_context as copy_current_request_context
+from .core.ctx import has_app_context as has_app_context
+from .core.ctx import has_request_context as has_request_context
+from .core.errors import WebSocketDisconnect as WebSocketDisconnect
+from .core.globals import current_app as current_app
+from .core.globals import g as g
+from .core.globals import request as request
+from .core.globals import session as session
+from .core.globals import websocket as websocket
+from .core.helpers import abort as abort
+from .core.helpers import flash as flash
+from .core.helpers import get_flashed_messages as get_flashed_messages
+from .core.helpers import get_template_attribute as get_template_attribute
+from .core.helpers import make_response as make_response
+from .core.helpers import redirect as redirect
+from .core.helpers import send_file as send_file
+from .core.helpers import send_from_directory as send_from_directory
+from .core.helpers import stream_request_body as stream_request_body
+from .core.helpers import stream_with_context as stream_with_context
+from .core.helpers import url_for as url_for
+from .core.json import jsonify as jsonify
+from .core.signals import appcontext_popped as appcontext_popped
+from .core.signals import appcontext_pushed as appcontext_pushed
+from .core.signals import appcontext_tearing_down as appcontext_tearing_down
+from .core.signals import before_render_template as before_render_template
+from .core.signals import got_request_exception as got_request_exception
+from .core.signals import message_flashed as message_flashed
+from .core.signals import request_finished as request_finished
+from .core.signals import request_started as request_started
+from .core.signals import request_tearing_down as request_tearing_down
+from .core.signals import template_rendered as template_rendered
+from .core.templating import render_template as render_template
+from .core.templating import render_template_async as render_template_async
+from .core.templating import render_template_string as render_template_string
+from .core.templating import (
+    render_template_string_async as render_template_string_async,
+)
+from .core.templating import stream_template as stream_template
+from .core.templating import stream_template_async as stream_template_async
+from .core.templating import stream_template_string as stream_template_string
+from .core.templating import (
+    stream_template_string_async as stream_template_string_async,
+)
+from .core.wrappers import Request as Request
+from .core.wrappers import Response as Response
 
 __all__ = [
     "Blueprint",

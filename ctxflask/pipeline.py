@@ -5,13 +5,17 @@
       finalize       make_response, process_response, request_finished
     (the driver sends the response; a streamed body runs inside the contexts)
     finish_request   pop the contexts: teardown_request, teardown_appcontext
+    run_background_tasks, start_serving, stop_serving
 
 Each function is a coroutine of *steps* (:mod:`ctxflask.bridge`): it knows no protocol and
-no event loop. It runs inside the request's context and hands every user callable to the
-driver through :func:`~ctxflask.bridge.call`, so views, hooks, error handlers, teardowns and
-signal receivers may each be sync or async. The WSGI driver runs these steps from a server
-thread, the ASGI driver from an event loop, and ``Flask``'s public methods
-(``app.preprocess_request()`` and so on) from the caller's code: same steps, same semantics.
+no event loop, and reads the request through its properties, never a WSGI environ. It runs
+inside the request's context and hands every user callable to the driver through
+:func:`~ctxflask.bridge.call`, so views, hooks, error handlers, teardowns and signal
+receivers may each be sync or async. The drivers (:mod:`ctxflask.wsgi`,
+:mod:`ctxflask.asgi`) call only the entry points above; the WSGI driver runs the steps
+from a server thread, the ASGI driver from an event loop, and ``Flask``'s public methods
+(``app.preprocess_request()`` and so on) from the caller's code: same steps, same
+semantics.
 """
 
 from __future__ import annotations
@@ -27,42 +31,29 @@ from werkzeug.routing import RoutingException
 from werkzeug.routing import WebsocketMismatch
 
 from .bridge import call
+from .bridge import Ready
 from .bridge import shield_rest
-from .globals import _cv_app
-from .globals import _cv_request
-from .signals import appcontext_pushed
-from .signals import appcontext_tearing_down
-from .signals import got_request_exception
-from .signals import request_finished
-from .signals import request_started
-from .signals import request_tearing_down
-from .signals import send_steps
-from .websocket import WebSocketDisconnect
+from .core.ctx import _fresh_copies
+from .core.errors import WebSocketDisconnect
+from .core.globals import _cv_app
+from .core.globals import _cv_request
+from .core.signals import got_request_exception
+from .core.signals import request_finished
+from .core.signals import request_started
+from .core.signals import send_steps
 
 if t.TYPE_CHECKING:
-    from .app import Flask
-    from .ctx import RequestContext
-    from .typing import ResponseReturnValue
-    from .wrappers import Response
+    from .bridge import Steps
+    from .core.app import App as Flask
+    from .core.ctx import RequestContext
+    from .core.typing import ResponseReturnValue
+    from .core.wrappers import Response
 
 
 def is_streamed(response: Response) -> bool:
     """Whether the response's body is an iterator to run inside the request's contexts
     (a generator, sync or async); a sequence or a file is not."""
     return not response.is_sequence and not response.direct_passthrough
-
-
-class _Ready:
-    """An awaitable of a value already there."""
-
-    __slots__ = ("value",)
-
-    def __init__(self, value: t.Any) -> None:
-        self.value = value
-
-    def __await__(self) -> t.Generator[t.Any, t.Any, t.Any]:
-        return self.value
-        yield  # a generator, never suspended
 
 
 async def handle_request(
@@ -85,10 +76,9 @@ async def handle_request(
     response: t.Any
     try:
         try:
-            if appcontext_pushed.receivers:
-                await ctx._push_steps()
-            else:
-                ctx._push_quietly()
+            signal = ctx._push()
+            if signal is not None:
+                await signal
             if ctx._session is None and app._open_session_eagerly:
                 ctx._session = await call(app._open_session_now, ctx.request)
             response = await (dispatch_steps or full_dispatch)(app)
@@ -104,10 +94,9 @@ async def handle_request(
             and is_streamed(response)
         ):
             return response, error, False
-        if ctx.request._environ_get("werkzeug.debug.preserve_context") is not None or (
-            not ctx._pop_at_once()
-        ):
-            await finish_request(app, ctx, error)
+        rest = _pop(app, ctx, error)
+        if rest is not None:
+            await rest
     except BaseException as e:
         if ctx._tokens:
             # Raised on (testing), or cancelled: the contexts are popped all the same.
@@ -121,13 +110,22 @@ async def finish_request(
     app: Flask, ctx: RequestContext, error: BaseException | None
 ) -> None:
     """Pop the request's contexts, running the teardown callbacks once."""
-    preserve = ctx.request._environ_get("werkzeug.debug.preserve_context")
-    if preserve is not None:
+    rest = _pop(app, ctx, error)
+    if rest is not None:
+        await rest
+
+
+def _pop(
+    app: Flask, ctx: RequestContext, error: BaseException | None
+) -> Steps[None] | None:
+    # Pop at once when nothing is due, as usual; else return the steps that pop.
+    preserve = ctx.request._context_preserver
+    if preserve is not None:  # the test client keeps the contexts to inspect
         preserve(_cv_app.get())
         preserve(_cv_request.get())
     if error is not None and app.should_ignore_error(error):
         error = None
-    await ctx._pop_steps(error)
+    return ctx._pop(error)
 
 
 async def full_dispatch(app: Flask) -> Response:
@@ -163,11 +161,11 @@ def finalize(
         ctx._after_request_functions
         or any(app.after_request_funcs.values())
         or ctx._session is not None
-        or ctx.request._environ_get("HTTP_COOKIE") is not None
+        or ctx.request._has_cookies
     )
     if processed or request_finished.receivers:
         return _finalize_steps(app, response, processed, from_error_handler)
-    return _Ready(response)
+    return Ready(response)
 
 
 async def _finalize_steps(
@@ -235,7 +233,7 @@ def dispatch(app: Flask) -> t.Awaitable[ResponseReturnValue]:
     if request.method == "OPTIONS" and getattr(
         rule, "provide_automatic_options", False
     ):
-        return _Ready(app.make_default_options_response())
+        return Ready(app.make_default_options_response())
     return call(app.view_functions[rule.endpoint], **(request.view_args or {}))
 
 
@@ -358,8 +356,6 @@ async def handle_exception(app: Flask, e: Exception) -> Response:
 async def run_background_tasks(app: Flask, ctx: RequestContext) -> None:
     """Run the request's background tasks, in order, each with fresh copies of the
     contexts it was added in. A failure is logged and the next task runs."""
-    from .ctx import _fresh_copies
-
     tasks, ctx._background_tasks = ctx._background_tasks, []
     for contexts, fn, args, kwargs in tasks:
         copies = _fresh_copies(contexts)
@@ -371,69 +367,50 @@ async def run_background_tasks(app: Flask, ctx: RequestContext) -> None:
             app.logger.exception("Background task %r failed", fn)
         finally:
             for copy in reversed(copies):
-                await copy._pop_steps(None)
+                rest = copy._pop(None)
+                if rest is not None:
+                    await rest
 
 
-async def run_in_app_context(app: Flask, funcs: t.Iterable[t.Any]) -> None:
-    """Call each of ``funcs`` in turn inside a new app context (``before_serving``,
-    ``after_serving``); the context is popped, with its teardown, whatever happens."""
+def start_serving(app: Flask) -> Steps[None] | None:
+    """The steps running the ``before_serving`` callbacks in an app context; ``None``
+    when there are none."""
+    funcs = app.before_serving_funcs
+    return _run_in_app_context(app, funcs) if funcs else None
+
+
+def stop_serving(app: Flask) -> Steps[None] | None:
+    """The steps running the ``after_serving`` callbacks in an app context; ``None``
+    when there are none."""
+    funcs = app.after_serving_funcs
+    return _run_in_app_context(app, funcs) if funcs else None
+
+
+async def _run_in_app_context(app: Flask, funcs: t.Iterable[t.Any]) -> None:
+    # Each of ``funcs`` in turn inside a new app context; the context is popped, with its
+    # teardown, whatever happens.
     app_ctx = app.app_context()
-    app_ctx.push()
+    signal = app_ctx._push()
     error: BaseException | None = None
     try:
+        if signal is not None:
+            await signal
         for f in funcs:
             await call(f)
     except BaseException as e:
         error = e
         raise
     finally:
-        await app_ctx._pop_steps(error)
+        rest = app_ctx._pop(error)
+        if rest is not None:
+            await rest
 
 
-Calls = list[tuple[t.Any, tuple[t.Any, ...], dict[str, t.Any]]]
-
-
-async def _run_all(calls: Calls) -> None:
-    """Run every call even when some raise; then raise what they raised, together."""
-    errors: list[BaseException] = []
-    for f, args, kwargs in calls:
-        try:
-            await call(f, *args, **kwargs)
-        except BaseException as e:
-            errors.append(e)
-    if len(errors) == 1:
-        raise errors[0]
-    if errors:
-        raise BaseExceptionGroup("several teardown callbacks raised", errors)
-
-
-async def teardown_request(app: Flask, exc: BaseException | None) -> None:
-    """Run every ``teardown_request`` callback (blueprints' first, each list in reverse
-    order of registration), then send ``request_tearing_down``."""
-    if not (any(app.teardown_request_funcs.values()) or request_tearing_down.receivers):
-        return
-    ctx = _cv_request.get()
-    calls: Calls = [
-        (f, (exc,), {})
-        for key in chain(ctx.request.blueprints, (None,))
-        if key in app.teardown_request_funcs
-        for f in reversed(app.teardown_request_funcs[key])
-    ]
-    calls.extend(
-        (r, (app,), {"exc": exc}) for r in request_tearing_down.receivers_for(app)
-    )
-    if calls:
-        await _run_all(calls)
-
-
-async def teardown_appcontext(app: Flask, exc: BaseException | None) -> None:
-    """Run every ``teardown_appcontext`` callback in reverse order of registration, then
-    send ``appcontext_tearing_down``."""
-    if not (app.teardown_appcontext_funcs or appcontext_tearing_down.receivers):
-        return
-    calls: Calls = [(f, (exc,), {}) for f in reversed(app.teardown_appcontext_funcs)]
-    calls.extend(
-        (r, (app,), {"exc": exc}) for r in appcontext_tearing_down.receivers_for(app)
-    )
-    if calls:
-        await _run_all(calls)
+def streams_request_body(app: Flask, ctx: RequestContext) -> bool:
+    """Whether the request's view reads its body as it arrives (marked with
+    :func:`~ctxflask.stream_request_body`), so that no step may receive it ahead."""
+    rule = ctx.request.url_rule
+    if rule is None:
+        return False
+    view = app.view_functions.get(rule.endpoint)
+    return getattr(view, "__ctxflask_streams_body__", False) is True

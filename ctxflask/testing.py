@@ -27,7 +27,7 @@ from werkzeug.test import Client
 from werkzeug.wrappers import Request as BaseRequest
 
 from . import bridge
-from .asgi import PRESERVE_CONTEXT
+from .asgi.scope import PRESERVE_CONTEXT
 from .cli import ScriptInfo
 
 if t.TYPE_CHECKING:
@@ -36,7 +36,7 @@ if t.TYPE_CHECKING:
     from werkzeug.test import TestResponse
 
     from .app import Flask
-    from .sessions import SessionMixin
+    from .core.sessions import SessionMixin
 
 
 class EnvironBuilder(werkzeug.test.EnvironBuilder):
@@ -421,7 +421,7 @@ class TestWebSocket:
 
     async def receive(self) -> str | bytes:
         """The app's next message. Raises ``WebSocketDisconnect`` once it closed."""
-        from .websocket import WebSocketDisconnect
+        from .core.errors import WebSocketDisconnect
 
         message = await self._from_app.receive()
         if message["type"] == "websocket.close":

@@ -12,8 +12,6 @@ from __future__ import annotations
 import atexit
 import collections.abc as cabc
 import contextvars
-import os
-import threading
 import typing as t
 import weakref
 
@@ -21,104 +19,96 @@ from werkzeug.wsgi import ClosingIterator
 
 from . import bridge
 from . import pipeline
-from .wrappers import response_headers
-from .wrappers import sends_body
+from .core.wrappers import response_headers
+from .core.wrappers import sends_body
 
 if t.TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse
     from _typeshed.wsgi import WSGIEnvironment
 
-    from .app import Flask
-    from .ctx import RequestContext
-    from .wrappers import Response
+    from .core.app import App
+    from .core.ctx import RequestContext
+    from .core.wrappers import Response
 
 
-_pid = os.getpid()
-_serving_lock = threading.Lock()
+class WSGIApp:
+    """The WSGI application of an app: ``app.wsgi_app`` calls it for each request.
 
+    Before the first request of each process (a server forks workers after importing
+    the app) it starts serving (``before_serving``), and stops serving at exit.
+    """
 
-def _forked() -> None:
-    global _pid
-    _pid = os.getpid()
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self._serving = bridge.OncePerProcess()
 
-
-os.register_at_fork(after_in_child=_forked)
-
-
-def start_serving(app: Flask) -> None:
-    """Run ``before_serving`` once in this process (a server forks workers after
-    importing the app), and arrange for ``after_serving`` at exit."""
-    with _serving_lock:
-        if app.__dict__.get("_serving_in") == _pid:
-            return
-        if app.before_serving_funcs:
-            bridge.run_steps(
-                pipeline.run_in_app_context(app, app.before_serving_funcs),
-                contextvars.copy_context(),
+    def __call__(
+        self, environ: WSGIEnvironment, start_response: StartResponse
+    ) -> cabc.Iterable[bytes]:
+        """Handle one request."""
+        app = self.app
+        if not self._serving.done:
+            self._serving.run(self._start_serving)
+        ctx = contextvars.copy_context()
+        req_ctx = ctx.run(app.request_context, environ)
+        response, error, finished = bridge.run_steps(
+            pipeline.handle_request(app, req_ctx), ctx
+        )
+        if not finished:
+            return _start_streaming(
+                app, req_ctx, ctx, response, error, environ, start_response
             )
-        app.__dict__["_serving_in"] = _pid
-        if app.after_serving_funcs:
-            atexit.register(_stop_serving, weakref.ref(app), _pid)
+        _end_leftover_tasks(app)
+        # The contexts are popped: what is left is sending a body already made.
+        headers = ctx.run(response_headers, response, req_ctx.request)
+        code = response.status_code
+        start_response(response.status, headers)
+        tasks = req_ctx._background_tasks
+        body: t.Any
+        if not sends_body(environ["REQUEST_METHOD"], code):
+            body = []  # nothing to send; the response is still closed (an open file, say)
+            if not (response.direct_passthrough or response._on_close or tasks):
+                return t.cast(list[bytes], body)
+        elif response.direct_passthrough:
+            # A file wrapper, returned as is so that the server may use sendfile.
+            body = response.response
+            if not tasks:
+                return t.cast(cabc.Iterable[bytes], body)
+        else:
+            body = response.response
+            if not (type(body) is list and len(body) == 1 and type(body[0]) is bytes):
+                body = [c.encode() if isinstance(c, str) else c for c in body]
+            if not response._on_close and not tasks:
+                return t.cast(list[bytes], body)
+
+        def close() -> None:
+            # The server calls this once the response is sent.
+            try:
+                ctx.run(response.close)
+            finally:
+                _run_background_tasks(app, req_ctx, ctx)
+
+        return ClosingIterator(body, close)
+
+    def _start_serving(self) -> None:
+        steps = pipeline.start_serving(self.app)
+        if steps is not None:
+            bridge.run_steps(steps, contextvars.copy_context())
+        atexit.register(_stop_serving, weakref.ref(self.app), bridge.process.pid())
+
+    def __repr__(self) -> str:
+        return f"<WSGIApp of {self.app.name!r}>"
 
 
-def _stop_serving(app_ref: weakref.ref[Flask], pid: int) -> None:
+def _stop_serving(app_ref: weakref.ref[App], pid: int) -> None:
     app = app_ref()
-    if app is not None and pid == os.getpid():
-        bridge.run_steps(
-            pipeline.run_in_app_context(app, app.after_serving_funcs),
-            contextvars.copy_context(),
-        )
+    if app is not None and pid == bridge.process.pid():
+        steps = pipeline.stop_serving(app)
+        if steps is not None:
+            bridge.run_steps(steps, contextvars.copy_context())
 
 
-def serve(
-    app: Flask, environ: WSGIEnvironment, start_response: StartResponse
-) -> cabc.Iterable[bytes]:
-    """Handle one WSGI request."""
-    if app.__dict__.get("_serving_in") != _pid:
-        start_serving(app)
-    ctx = contextvars.copy_context()
-    req_ctx = ctx.run(app.request_context, environ)
-    response, error, finished = bridge.run_steps(
-        pipeline.handle_request(app, req_ctx), ctx
-    )
-    if not finished:
-        return _start_streaming(
-            app, req_ctx, ctx, response, error, environ, start_response
-        )
-    _end_leftover_tasks(app)
-    # The contexts are popped: what is left is sending a body already made.
-    headers = ctx.run(response_headers, response, req_ctx.request)
-    code = response.status_code
-    start_response(response.status, headers)
-    tasks = req_ctx._background_tasks
-    body: t.Any
-    if not sends_body(environ["REQUEST_METHOD"], code):
-        body = []  # nothing to send; the response is still closed (an open file, say)
-        if not (response.direct_passthrough or response._on_close or tasks):
-            return t.cast(list[bytes], body)
-    elif response.direct_passthrough:
-        # A file wrapper, returned as is so that the server may use sendfile.
-        body = response.response
-        if not tasks:
-            return t.cast(cabc.Iterable[bytes], body)
-    else:
-        body = response.response
-        if not (type(body) is list and len(body) == 1 and type(body[0]) is bytes):
-            body = [c.encode() if isinstance(c, str) else c for c in body]
-        if not response._on_close and not tasks:
-            return t.cast(list[bytes], body)
-
-    def close() -> None:
-        # The server calls this once the response is sent.
-        try:
-            ctx.run(response.close)
-        finally:
-            _run_background_tasks(app, req_ctx, ctx)
-
-    return ClosingIterator(body, close)
-
-
-def _end_leftover_tasks(app: Flask) -> None:
+def _end_leftover_tasks(app: App) -> None:
     """Cancel the tasks the request's async steps started and left running: the thread's
     event loop stops with the request (work meant to outlive it belongs in
     ``app.add_background_task``)."""
@@ -134,14 +124,14 @@ def _end_leftover_tasks(app: Flask) -> None:
 
 
 def _run_background_tasks(
-    app: Flask, req_ctx: RequestContext, ctx: contextvars.Context
+    app: App, req_ctx: RequestContext, ctx: contextvars.Context
 ) -> None:
     if req_ctx._background_tasks:
         bridge.run_steps(pipeline.run_background_tasks(app, req_ctx), ctx)
 
 
 def _start_streaming(
-    app: Flask,
+    app: App,
     req_ctx: RequestContext,
     ctx: contextvars.Context,
     response: Response,
@@ -164,17 +154,16 @@ def _start_streaming(
 
 
 class _StreamedBody:
-    """A streamed response body, iterated inside the request's context.
-
-    Sync iterators run on the server's thread; async ones on the thread's event loop.
-    ``close()`` (called by the server once the response is sent, or the client left) closes
-    the iterator and then pops the request's contexts: teardown runs once, after the last
-    chunk.
+    """A streamed response body for the server: its chunks come from the bridge, inside
+    the request's context (sync iterators on the server's thread, async ones on the
+    thread's event loop). ``close()`` (called by the server once the response is sent, or
+    the client left) closes the iterator and then pops the request's contexts: teardown
+    runs once, after the last chunk.
     """
 
     def __init__(
         self,
-        app: Flask,
+        app: App,
         req_ctx: RequestContext,
         ctx: contextvars.Context,
         response: Response,
@@ -185,11 +174,7 @@ class _StreamedBody:
         self._ctx = ctx
         self._response = response
         self._error = error
-        chunks: t.Any = response.response
-        self._async = isinstance(chunks, cabc.AsyncIterable) and not isinstance(
-            chunks, cabc.Iterable
-        )
-        self._chunks: t.Any = chunks.__aiter__() if self._async else iter(chunks)
+        self._chunks = bridge.iterate_body(response.response, ctx)
         self._closed = False
 
     def __iter__(self) -> _StreamedBody:
@@ -197,21 +182,12 @@ class _StreamedBody:
 
     def __next__(self) -> bytes:
         try:
-            if self._async:
-                try:
-                    chunk = bridge.run_awaitable(self._chunks.__anext__, self._ctx)
-                except StopAsyncIteration:
-                    raise StopIteration from None
-            else:
-                chunk = self._ctx.run(next, self._chunks)
+            return next(self._chunks)
         except StopIteration:
             raise
         except BaseException as e:
             self._error = e
             raise
-        if isinstance(chunk, str):
-            return chunk.encode()
-        return chunk if type(chunk) is bytes else bytes(chunk)
 
     def close(self) -> None:
         if self._closed:
@@ -219,10 +195,7 @@ class _StreamedBody:
         self._closed = True
         ctx = self._ctx
         try:
-            if self._async:
-                aclose = getattr(self._chunks, "aclose", None)
-                if aclose is not None:
-                    bridge.run_awaitable(aclose, ctx)
+            self._chunks.close()
             ctx.run(self._response.close)
         except BaseException as e:
             self._error = self._error or e

@@ -14,7 +14,7 @@ import anyio.lowlevel
 import pytest
 
 from ctxflask import bridge
-from ctxflask import workers
+from ctxflask.bridge import workers
 
 var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="unset")
 
@@ -245,7 +245,7 @@ async def test_run_steps_async_propagates_errors_raised_by_the_steps_in_a_thread
 
 @pytest.mark.anyio
 async def test_run_steps_async_bounds_worker_threads():
-    pool = workers.pool_for(object(), 2)
+    pool = workers.Workers(object(), 2)
     running = 0
     peak = 0
     lock = threading.Lock()

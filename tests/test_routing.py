@@ -24,7 +24,7 @@ from ctxflask import redirect
 from ctxflask import request
 from ctxflask import Response
 from ctxflask import url_for
-from ctxflask.app import _bind_to_request
+from ctxflask.core.routing import bind_to_request
 from tests.support import variant
 
 
@@ -1176,7 +1176,7 @@ def test_fast_url_adapter_equals_bind_to_environ(environ):
     request with its own shortcut; it must give the adapter werkzeug would."""
     app = _adapter_app()
     request_obj = app.request_class(dict(environ))
-    fast, fast_error = _bind(lambda: _bind_to_request(app.url_map, request_obj))
+    fast, fast_error = _bind(lambda: bind_to_request(app.url_map, request_obj))
     ref, ref_error = _bind(
         lambda: app.url_map.bind_to_environ(
             dict(environ), server_name=None, subdomain=""
@@ -1227,13 +1227,13 @@ def test_plain_app_uses_the_fast_url_adapter(app, client, monkeypatch):
     """The shortcut is what a plain app's requests are bound with (and the comparison
     above therefore covers real requests)."""
     calls = []
-    real = ctxflask.app._bind_to_request
+    real = ctxflask.core.routing.bind_to_request
 
     def spy(url_map, req, *server_name):
         calls.append(req.path)
         return real(url_map, req, *server_name)
 
-    monkeypatch.setattr(ctxflask.app, "_bind_to_request", spy)
+    monkeypatch.setattr(ctxflask.core.routing, "bind_to_request", spy)
 
     @app.route("/here")
     def here():
@@ -1254,7 +1254,7 @@ def test_plain_app_uses_the_fast_url_adapter(app, client, monkeypatch):
 def test_fast_url_adapter_is_not_used_when_hosts_matter(monkeypatch, setup):
     calls = []
     monkeypatch.setattr(
-        ctxflask.app, "_bind_to_request", lambda *a: calls.append(a) or None
+        ctxflask.core.routing, "bind_to_request", lambda *a: calls.append(a) or None
     )
     app = Flask(
         "hosts",

@@ -10,9 +10,10 @@ from werkzeug.routing import RoutingException
 
 import ctxflask
 from ctxflask import request
-from ctxflask.app import _bind_to_request
-from ctxflask.scope import build_environ
-from ctxflask.scope import ScopeEnviron
+from ctxflask.asgi.scope import build_environ
+from ctxflask.asgi.scope import request_from_scope
+from ctxflask.asgi.scope import ScopeEnviron
+from ctxflask.core.routing import bind_to_request
 from ctxflask.wrappers import Request
 
 
@@ -110,7 +111,7 @@ def _or_error(read):
 
 @pytest.mark.parametrize("scope", _SCOPES)
 def test_a_request_from_the_scope_equals_werkzeugs_from_the_environ(scope):
-    made = Request._from_scope(ScopeEnviron(scope, b"body"))
+    made = request_from_scope(Request, ScopeEnviron(scope, b"body"))
     reference = Request(build_environ(scope, b"body"))
     assert _fields(made) == _fields(reference)
     # The environ, once read, is the same as well, and the headers read the same one.
@@ -159,8 +160,8 @@ def _adapter_facts(bind):
 @pytest.mark.parametrize("scope", _SCOPES)
 def test_binding_a_scope_request_equals_bind_to_environ(scope):
     app = _adapter_app()
-    made = Request._from_scope(ScopeEnviron(scope))
-    fast = _adapter_facts(lambda: _bind_to_request(app.url_map, made))
+    made = request_from_scope(Request, ScopeEnviron(scope))
+    fast = _adapter_facts(lambda: bind_to_request(app.url_map, made))
     ref = _adapter_facts(
         lambda: app.url_map.bind_to_environ(build_environ(scope, None), subdomain="")
     )

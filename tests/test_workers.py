@@ -15,7 +15,7 @@ import anyio.lowlevel
 import pytest
 
 import ctxflask
-from ctxflask import workers
+from ctxflask.bridge import workers
 from ctxflask.testing import asgi_client
 
 

@@ -18,7 +18,6 @@ from werkzeug.exceptions import default_exceptions
 from werkzeug.exceptions import HTTPException
 
 from . import typing as ft
-from .cli import AppGroup
 from .helpers import get_root_path
 
 F = t.TypeVar("F", bound=Callable[..., t.Any])
@@ -136,9 +135,6 @@ class Scaffold:
         self.after_websocket_funcs: dict[
             ft.AppOrBlueprintKey, list[ft.AfterWebsocketCallable]
         ] = defaultdict(list)
-        #: The click group of this object's commands: ``@app.cli.command()``. They run
-        #: inside the app's context under the ``ctxflask`` command.
-        self.cli: AppGroup = AppGroup()
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r}>"

@@ -12,24 +12,21 @@ is marked with :func:`ctxflask.stream_request_body` and consumes it chunk by chu
 
 from __future__ import annotations
 
-import io
 import tempfile
 import typing as t
 from collections.abc import AsyncGenerator
-from collections.abc import Awaitable
-from collections.abc import Callable
-from collections.abc import MutableMapping
 
-import anyio.from_thread
 from werkzeug.exceptions import ClientDisconnected
 
-Receive = Callable[[], Awaitable[MutableMapping[str, t.Any]]]
+from .. import bridge
+from ..core.wrappers import AsyncBody
+from .types import Receive
 
 #: Bodies received whole stay in memory up to this size, then move to a temporary file.
 SPOOL_MEMORY = 1024 * 1024
 
 
-class ASGIBody(io.RawIOBase):
+class ASGIBody(AsyncBody):
     """A readable stream over the ``http.request`` messages of one request.
 
     Limits are werkzeug's to enforce: it wraps this stream according to
@@ -131,10 +128,8 @@ class ASGIBody(io.RawIOBase):
 
     def _receive_from_thread(self) -> bytes:
         try:
-            return anyio.from_thread.run(self.receive_chunk)
-        except RuntimeError as e:
-            if "worker thread" not in str(e) and "event loop thread" not in str(e):
-                raise
+            return bridge.run_on_loop(self.receive_chunk)
+        except bridge.NotInWorkerThread:
             raise RuntimeError(
                 "The request body was read from the event loop before it was received.\n\n"
                 "An async step cannot wait for the body inside a sync accessor such as"
@@ -167,3 +162,28 @@ class ASGIBody(io.RawIOBase):
         if self._store is not None:
             self._store.close()
         super().close()
+
+
+class NoBody:
+    """The ``wsgi.input`` of a request without a body: nothing to receive."""
+
+    complete = True
+    content_length = 0
+
+    def read(self, size: int = -1) -> bytes:
+        return b""
+
+    def readline(self, size: int = -1) -> bytes:
+        return b""
+
+    def readinto(self, buffer: t.Any) -> int:
+        return 0
+
+    def close(self) -> None:
+        pass
+
+    async def receive_ahead(self, limit: int | None) -> None:
+        pass
+
+
+NO_BODY = NoBody()

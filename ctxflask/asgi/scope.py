@@ -1,4 +1,4 @@
-"""What a request reads from an ASGI scope.
+"""The request of an ASGI scope.
 
 The ASGI entry point makes werkzeug's request from the scope itself: the request line, the
 server and client addresses are all there. The WSGI environ that werkzeug's request also
@@ -12,9 +12,16 @@ from __future__ import annotations
 
 import sys
 import typing as t
-from collections.abc import MutableMapping
 
-Scope = MutableMapping[str, t.Any]
+from werkzeug.datastructures import EnvironHeaders
+from werkzeug.sansio.request import Request as _SansIORequest
+
+from ..core.wrappers import EnvironSource
+from ..core.wrappers import Request
+from .types import Scope
+
+if t.TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIEnvironment
 
 #: The scope extension the test client uses to keep a request's contexts for inspection.
 PRESERVE_CONTEXT = "ctxflask.preserve_context"
@@ -115,7 +122,7 @@ _PRESERVE_KEY = "werkzeug.debug.preserve_context"
 SCANNED = frozenset((*_SCANNED_HEADERS.values(), _PRESERVE_KEY))
 
 
-class ScopeEnviron:
+class ScopeEnviron(EnvironSource):
     """The WSGI environ of a scope, built on first use, and the values scanned before it.
 
     A request made from the scope and its headers share one: they see the same environ,
@@ -123,6 +130,8 @@ class ScopeEnviron:
     """
 
     __slots__ = ("body", "environ", "scanned", "scope")
+
+    scanned_keys = SCANNED
 
     def __init__(self, scope: Scope, body: t.Any = None) -> None:
         self.scope = scope
@@ -150,6 +159,19 @@ class ScopeEnviron:
             environ = self.environ = build_environ(self.scope, self.body)
         return environ
 
+    def url_parts(self) -> tuple[str, str, str, str, str]:
+        """The method, scheme, script name, path info and query string, from the scope
+        the environ would be built from."""
+        scope = self.scope
+        script_name, path_info = split_path(scope)
+        return (
+            scope.get("method", "GET"),
+            scope.get("scheme", "http"),
+            script_name,
+            path_info,
+            scope.get("query_string", b"").decode(errors="replace"),
+        )
+
     def content_length(self) -> int | None:
         """The declared body length; 0 when HTTP/1 says there is no body; None if
         unknown."""
@@ -164,3 +186,41 @@ class ScopeEnviron:
         ) in ("1.0", "1.1"):
             return 0
         return None
+
+
+class ScopeHeaders(EnvironHeaders):
+    """The headers of a request made from an ASGI scope: werkzeug's headers of its
+    environ, which they build on first use."""
+
+    def __init__(self, source: ScopeEnviron) -> None:
+        self._list = []  # what Headers.__init__ sets; these headers read the environ
+        self._source = source
+
+    @property
+    def environ(self) -> WSGIEnvironment:  # type: ignore[override]
+        return self._source.get()
+
+
+def request_from_scope(cls: type[Request], source: ScopeEnviron) -> Request:
+    """The request of an ASGI scope, made without building its WSGI environ: what
+    ``cls(environ)`` would make from it. Only for classes that keep werkzeug's
+    ``__init__``; a test compares the two."""
+    scope = source.scope
+    root_path, path = split_path(scope)
+    server = server_address(scope)
+    client = scope.get("client")
+    request = cls.__new__(cls)
+    _SansIORequest.__init__(
+        request,
+        method=scope.get("method", "GET"),
+        scheme=scope.get("scheme", "http"),
+        server=server,
+        root_path=root_path,
+        path=path,
+        query_string=scope.get("query_string", b""),
+        headers=ScopeHeaders(source),
+        remote_addr=client[0] if client else "",
+    )
+    request._source = source
+    request.shallow = False
+    return request

@@ -1,4 +1,5 @@
-"""Worker threads: where sync code runs when an event loop needs it run.
+"""Worker threads: where sync code runs when an event loop needs it run, and how it
+calls back into the loop.
 
 Under ASGI a request sends its sync steps (views, hooks, teardowns, sync generators) to a
 worker thread and waits for them. That hop is most of the cost of a sync view, so under
@@ -23,6 +24,7 @@ import queue
 import threading
 import typing as t
 import weakref
+from collections.abc import Awaitable
 from collections.abc import Callable
 
 import anyio.from_thread
@@ -88,10 +90,55 @@ def default_pool() -> WorkerPool:
     return pool_for(None, DEFAULT_WORKER_THREADS)
 
 
+class Workers:
+    """The worker threads a caller's sync work goes to: the pool of ``key`` (an app),
+    ``size`` threads, on whichever event loop runs the work. ``None`` stands for the
+    loop's default pool. The pool is looked up at each trip, so a handle serves every
+    loop, and work that never needs a thread never pays for the lookup."""
+
+    __slots__ = ("key", "size")
+
+    def __init__(
+        self, key: t.Hashable = None, size: int = DEFAULT_WORKER_THREADS
+    ) -> None:
+        self.key = key
+        self.size = size
+
+    def pool(self) -> WorkerPool:
+        """The pool on the running event loop, made on first use."""
+        return pool_for(self.key, self.size)
+
+    async def run(self, fn: Callable[..., T], /, *args: t.Any) -> T:
+        """Call ``fn(*args)`` in one of the threads; see :meth:`WorkerPool.run`."""
+        return await pool_for(self.key, self.size).run(fn, *args)
+
+    def __repr__(self) -> str:
+        return f"<Workers of {self.key!r}, {self.size} threads>"
+
+
 def in_worker_thread() -> bool:
     """Whether this thread is a worker thread of a running event loop (ctxflask's or
     anyio's), running a job."""
     return hasattr(_anyio_locals, "current_token")
+
+
+class NotInWorkerThread(RuntimeError):
+    """:func:`run_on_loop` was called from a thread that is not a worker thread of a
+    running event loop (the loop's own thread, say)."""
+
+
+def run_on_loop(fn: Callable[..., Awaitable[T]], /, *args: t.Any) -> T:
+    """From a worker thread: await ``fn(*args)`` on the event loop the thread works for,
+    and return its result.
+
+    :raises NotInWorkerThread: called from any other thread.
+    """
+    if not hasattr(_anyio_locals, "current_token"):
+        raise NotInWorkerThread(
+            "This code must run in a worker thread of the event loop, and runs on"
+            f" {threading.current_thread().name!r}."
+        )
+    return anyio.from_thread.run(fn, *args)  # type: ignore[arg-type]
 
 
 # -- asyncio: ctxflask's threads ---------------------------------------------------------

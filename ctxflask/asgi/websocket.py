@@ -1,4 +1,5 @@
-"""The WebSocket connection a handler talks through: the :data:`ctxflask.websocket` proxy.
+"""The ``websocket`` scope: the connection a handler talks through (the
+:data:`ctxflask.websocket` proxy), and the handler run between its hooks.
 
 The handshake request is ``request`` as usual (``args``, ``headers``, ``cookies``,
 ``path`` ...), also readable through the connection (``websocket.args``). The methods work
@@ -12,48 +13,40 @@ from __future__ import annotations
 
 import functools
 import json
-import threading
 import typing as t
-from collections.abc import Awaitable
 from collections.abc import Callable
 from collections.abc import Coroutine
 from collections.abc import Iterable
-from collections.abc import MutableMapping
 
-import anyio.from_thread
+import anyio
 
-from .wrappers import Request
+from .. import bridge
+from .. import pipeline
+from ..core.errors import WebSocketDisconnect
+from ..core.wrappers import Request
+from ..core.wrappers import response_headers
+from .connection import Connection
+from .types import Message
+from .types import Receive
+from .types import Send
 
-Message = MutableMapping[str, t.Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
+if t.TYPE_CHECKING:
+    from ..core.wrappers import Response
+    from .app import ASGIApp
+    from .types import Scope
 
 F = t.TypeVar("F", bound=Callable[..., Coroutine[t.Any, t.Any, t.Any]])
 
 
-class WebSocketDisconnect(Exception):
-    """The client closed the WebSocket (or went away): raised by ``receive`` and ``send``.
-
-    :param code: the close code the client sent (1005 when it gave none, 1006 when the
-        connection dropped).
-    :param reason: the reason it gave, if any.
-    """
-
-    def __init__(self, code: int = 1005, reason: str = "") -> None:
-        super().__init__(code, reason)
-        self.code = code
-        self.reason = reason
-
-
 def _either_side(method: F) -> F:
-    """Make an async method usable from a sync handler too: on the event loop thread it
-    returns the coroutine; on a worker thread it runs it on the loop and waits."""
+    """Make an async method usable from a sync handler too: on the event loop it returns
+    the coroutine; in a worker thread it runs it on the loop and waits."""
 
     @functools.wraps(method)
     def wrapper(self: Websocket, *args: t.Any, **kwargs: t.Any) -> t.Any:
-        if threading.get_ident() == self._loop_thread:
+        if not bridge.in_worker_thread():
             return method(self, *args, **kwargs)
-        return anyio.from_thread.run(functools.partial(method, self, *args, **kwargs))
+        return bridge.run_on_loop(functools.partial(method, self, *args, **kwargs))
 
     return t.cast(F, wrapper)
 
@@ -70,7 +63,6 @@ class Websocket:
         self.request = request
         self._receive_message = receive
         self._send_message = send
-        self._loop_thread = threading.get_ident()
         #: Whether the handshake was accepted.
         self.accepted = False
         #: Whether the connection is closed (by either side).
@@ -178,3 +170,69 @@ class Websocket:
     receive_json = _either_side(_receive_json)
     send_json = _either_side(_send_json)
     close = _either_side(_close)
+
+
+class WebsocketConnection(Connection):
+    """One ``websocket`` scope: run the handler through the pipeline between its hooks;
+    reject the handshake, or close the connection, as it ended."""
+
+    receives_body = False
+
+    def __init__(
+        self, asgi: ASGIApp, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        super().__init__(asgi, scope, receive, send)
+        self.websocket = Websocket(self.req_ctx.request, receive, send)
+        self.req_ctx._websocket = self.websocket
+
+    async def run(self) -> None:
+        message = await self.receive()
+        if message["type"] != "websocket.connect":
+            return
+        try:
+            response, error = await bridge.run_steps_async(
+                pipeline.handle_websocket(self.app, self.req_ctx),
+                self.ctx,
+                self.workers,
+            )
+        except BaseException:
+            # Raised on (testing, or cancelled): the client still gets an ending.
+            with anyio.CancelScope(shield=True):
+                await self._end(None, failed=True)
+            raise
+        await self._end(response, failed=error is not None)
+
+    async def _end(self, response: Response | None, failed: bool) -> None:
+        websocket = self.websocket
+        if websocket.closed:
+            return
+        try:
+            if websocket.accepted:
+                await websocket._close(1011 if failed else 1000)
+            else:
+                await self._reject(response, failed)
+        except OSError:
+            pass  # the client is gone already
+
+    async def _reject(self, response: Response | None, failed: bool) -> None:
+        """Refuse the handshake: with the response, where the server can send one."""
+        self.websocket.closed = True
+        if "websocket.http.response" not in self.scope.get("extensions", {}):
+            await self.send(
+                {"type": "websocket.close", "code": 1011 if failed else 1008}
+            )
+            return
+        if response is None:
+            response = self.app.response_class(status=500 if failed else 403)
+        await self.send(
+            {
+                "type": "websocket.http.response.start",
+                "status": response.status_code,
+                "headers": self.ctx.run(response_headers, response, self.request, True),
+            }
+        )
+        body = b"".join(
+            c.encode() if isinstance(c, str) else bytes(c)
+            for c in response.iter_encoded()
+        )
+        await self.send({"type": "websocket.http.response.body", "body": body})

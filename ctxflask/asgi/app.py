@@ -1,0 +1,92 @@
+"""``app.asgi``: the ASGI 3 application of an app, one connection class per scope type."""
+
+from __future__ import annotations
+
+import typing as t
+
+from werkzeug.wrappers import Request as _WerkzeugRequest
+
+from .. import bridge
+from ..core.app import App
+from ..core.ctx import RequestContext
+from ..core.wrappers import Request
+from .http import HTTPConnection
+from .lifespan import Lifespan
+from .scope import request_from_scope
+from .scope import ScopeEnviron
+from .types import Receive
+from .types import Scope
+from .types import Send
+from .websocket import WebsocketConnection
+
+if t.TYPE_CHECKING:
+    import anyio
+
+# The environ argument of a request context whose request is made already.
+_NO_ENVIRON: t.Any = None
+
+
+class ASGIApp:
+    """The ASGI 3 application of a :class:`~ctxflask.Flask` app: ``uvicorn module:app.asgi``.
+
+    Serves the ``http``, ``websocket`` and ``lifespan`` scopes, each with its connection
+    class (swap one by subclassing and setting the class attribute). Sync steps run in a
+    pool of worker threads of ``WORKER_THREADS`` (config, default 40) per app and event
+    loop.
+    """
+
+    http_connection_class: type[HTTPConnection] = HTTPConnection
+    websocket_connection_class: type[WebsocketConnection] = WebsocketConnection
+    lifespan_class: type[Lifespan] = Lifespan
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+        #: Background tasks running now, in this process (lifespan shutdown waits).
+        self.running_tasks = 0
+        self._tasks_done: anyio.Event | None = None
+        #: The app's worker threads, set at the first request (its config is read then).
+        self.workers: bridge.Workers | None = None
+        # The request class, and whether requests of a scope may skip the environ.
+        self._fast_requests: tuple[type[Request], bool] | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self.http_connection_class(self, scope, receive, send).run()
+        elif kind == "lifespan":
+            await self.lifespan_class(self, receive, send).run()
+        elif kind == "websocket":
+            await self.websocket_connection_class(self, scope, receive, send).run()
+        else:
+            raise ValueError(
+                f"Unsupported ASGI scope type {kind!r}: ctxflask serves 'http', 'websocket'"
+                " and 'lifespan' scopes."
+            )
+
+    def find_workers(self) -> bridge.Workers:
+        """The app's worker threads, from its config."""
+        workers = self.workers = self.app._workers()
+        return workers
+
+    def request_context(self, source: ScopeEnviron) -> RequestContext:
+        """The request context of a scope. Its request is made without building its
+        environ, unless the app's ``request_context`` or the request class's construction
+        is customised: then ``app.request_context(environ)`` makes it, as under WSGI."""
+        app = self.app
+        cls = app.request_class
+        fast = self._fast_requests
+        if fast is None or fast[0] is not cls:
+            fast = self._fast_requests = (
+                cls,
+                type(app).request_context is App.request_context
+                and cls.__init__ is _WerkzeugRequest.__init__
+                and issubclass(cls, Request),
+            )
+        if fast[1]:
+            request = request_from_scope(cls, source)
+            request.json_module = app.json
+            return RequestContext(app, _NO_ENVIRON, request)
+        return app.request_context(source.get())
+
+    def __repr__(self) -> str:
+        return f"<ASGIApp of {self.app.name!r}>"

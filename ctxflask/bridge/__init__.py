@@ -1,0 +1,48 @@
+"""The bridge: the one place that starts threads and event loops and crosses between them.
+
+The request pipeline is written once, as *steps* (:mod:`.steps`): coroutines that never
+touch an event loop and hand every user callable to the bridge with :func:`call`. The
+bridge decides how each callable runs, from either side:
+
+- :mod:`.drivers` -- :func:`run_steps` runs steps from sync code (WSGI),
+  :func:`run_steps_async` from an event loop (ASGI);
+- :mod:`.thread_loop` -- sync code calling async code: the reused per-thread loop
+  (:func:`call_in`, :func:`run_awaitable`);
+- :mod:`.workers` -- the event loop calling sync code: bounded pools of worker threads
+  (:class:`Workers`), and code in them reaching back to the loop (:func:`run_on_loop`);
+- :mod:`.body` -- a streamed response body iterated from either side
+  (:func:`iterate_body`);
+- :mod:`.contexts` -- running inside the request's own :class:`contextvars.Context`;
+- :mod:`.process` -- work done once per process.
+
+Nothing else in ctxflask imports ``threading``, ``concurrent.futures``,
+``anyio.to_thread`` or ``anyio.from_thread``, or makes an event loop: an import-linter
+contract in ``pyproject.toml`` checks it.
+"""
+
+from __future__ import annotations
+
+from .body import BodyIterator as BodyIterator
+from .body import iterate_body as iterate_body
+from .callables import is_async_callable as is_async_callable
+from .callables import is_nonblocking as is_nonblocking
+from .callables import nonblocking as nonblocking
+from .contexts import copy_back as copy_back
+from .contexts import pinned as pinned
+from .drivers import run_steps as run_steps
+from .drivers import run_steps_async as run_steps_async
+from .process import OncePerProcess as OncePerProcess
+from .steps import call as call
+from .steps import Invoke as Invoke
+from .steps import Ready as Ready
+from .steps import shield_rest as shield_rest
+from .steps import Steps as Steps
+from .thread_loop import call_in as call_in
+from .thread_loop import cancel_leftover_tasks as cancel_leftover_tasks
+from .thread_loop import run_awaitable as run_awaitable
+from .workers import in_worker_thread as in_worker_thread
+from .workers import NotInWorkerThread as NotInWorkerThread
+from .workers import pool_for as pool_for
+from .workers import run_on_loop as run_on_loop
+from .workers import WorkerPool as WorkerPool
+from .workers import Workers as Workers
