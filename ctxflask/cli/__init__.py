@@ -27,11 +27,11 @@ from types import ModuleType
 import click
 from click.core import ParameterSource
 
-from . import bridge
-from .globals import _cv_app
-from .globals import current_app
-from .helpers import get_debug_flag
-from .helpers import get_load_dotenv
+from .. import bridge
+from ..globals import _cv_app
+from ..globals import current_app
+from ..helpers import get_debug_flag
+from ..helpers import get_load_dotenv
 
 if t.TYPE_CHECKING:
     import ssl
@@ -40,8 +40,8 @@ if t.TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
     from _typeshed.wsgi import WSGIEnvironment
 
-    from .app import Flask
-    from .asgi import ASGIApp
+    from ..app import Flask
+    from ..asgi import ASGIApp
 
 F = t.TypeVar("F", bound=Callable[..., t.Any])
 
@@ -61,10 +61,12 @@ class NoAppException(click.UsageError):
 # -- finding the application ------------------------------------------------------------
 
 
-def _flask_class() -> type[Flask]:
-    from .app import Flask
+def _is_app(obj: object) -> t.TypeGuard[Flask]:
+    """Whether ``obj`` is a ctxflask application."""
+    # LAYERING: becomes isinstance(obj, ctxflask.core.app.App)
+    from ..app import Flask
 
-    return Flask
+    return isinstance(obj, Flask)
 
 
 def _call_factory(
@@ -94,13 +96,12 @@ def find_best_app(module: ModuleType) -> Flask:
 
     :raises NoAppException: when none, or more than one, is found.
     """
-    flask_class = _flask_class()
     for name in ("app", "application"):
         candidate = getattr(module, name, None)
-        if isinstance(candidate, flask_class):
+        if _is_app(candidate):
             return candidate
 
-    apps = [v for v in vars(module).values() if isinstance(v, flask_class)]
+    apps = [v for v in vars(module).values() if _is_app(v)]
     if len(apps) == 1:
         return apps[0]
     if len(apps) > 1:
@@ -114,7 +115,7 @@ def find_best_app(module: ModuleType) -> Flask:
         factory = getattr(module, name, None)
         if inspect.isfunction(factory):
             app = _call_factory(factory, (), {}, module, name)
-            if isinstance(app, flask_class):
+            if _is_app(app):
                 return app
 
     raise NoAppException(
@@ -163,7 +164,6 @@ def _parse_app_name(app_name: str) -> tuple[str, list[t.Any], dict[str, t.Any], 
 def find_app_by_string(module: ModuleType, app_name: str) -> Flask:
     """Find the application named by ``app_name`` in ``module``: an attribute
     (``app``), or a factory to call, with literal arguments (``create_app("dev")``)."""
-    flask_class = _flask_class()
     name, args, kwargs, is_call = _parse_app_name(app_name)
     try:
         attr = getattr(module, name)
@@ -180,7 +180,7 @@ def find_app_by_string(module: ModuleType, app_name: str) -> Flask:
         )
     else:
         app = attr
-    if isinstance(app, flask_class):
+    if _is_app(app):
         return app
     raise NoAppException(
         f"'{module.__name__}:{app_name}' is a {type(app).__name__}, not a ctxflask"
