@@ -8,7 +8,6 @@ or with uvicorn (``run --asgi``, through ``app.asgi``). Command callbacks may be
 
 from __future__ import annotations
 
-import functools
 import importlib
 import importlib.metadata
 import importlib.util
@@ -23,10 +22,13 @@ from operator import itemgetter
 import click
 from click.core import ParameterSource
 
-from .. import bridge
 from ..globals import _cv_app
 from ..globals import current_app
 from ..helpers import get_debug_flag
+from .app_group import AppGroup as AppGroup
+from .app_group import F as F
+from .app_group import pass_script_info as pass_script_info
+from .app_group import with_appcontext as with_appcontext
 from .discovery import find_app_by_string as find_app_by_string
 from .discovery import find_best_app as find_best_app
 from .discovery import locate_app as locate_app
@@ -44,8 +46,6 @@ if t.TYPE_CHECKING:
     from ..app import Flask
     from ..asgi import ASGIApp
 
-F = t.TypeVar("F", bound=Callable[..., t.Any])
-
 #: The dotenv files loaded by default, lowest precedence first (a given ``--env-file``
 #: comes after them). Flask's ``.flaskenv`` is read so that a Flask project keeps working.
 DEFAULT_DOTENV_FILES = (".flaskenv", ".ctxflaskenv", ".env")
@@ -53,77 +53,6 @@ DEFAULT_DOTENV_FILES = (".flaskenv", ".ctxflaskenv", ".env")
 #: Set while a ``ctxflask`` command runs: ``app.run()`` then does nothing (a module that
 #: calls it at import time would otherwise block the command).
 RUN_FROM_CLI_ENV = "CTXFLASK_RUN_FROM_CLI"
-
-
-#: Decorate a command callback to receive the :class:`ScriptInfo` as first argument.
-pass_script_info = click.make_pass_decorator(ScriptInfo, ensure=True)
-
-
-# -- commands in an application context -------------------------------------------------
-
-
-def _sync_callback(f: F) -> F:
-    """``f`` itself if sync; an async ``f`` wrapped to run through the bridge, in the
-    caller's context (so with the command's application context)."""
-    if not bridge.is_async_callable(f):
-        return f
-
-    @functools.wraps(f)
-    def run(*args: t.Any, **kwargs: t.Any) -> t.Any:
-        return bridge.call_in(None, f, *args, **kwargs)
-
-    return t.cast(F, run)
-
-
-def with_appcontext(f: F) -> F:
-    """Run a command callback (sync or async) inside the application's context, loading
-    the app through the :class:`ScriptInfo` if no app context is active.
-
-    Commands of ``app.cli`` (an :class:`AppGroup`) get this already.
-    """
-    callback = _sync_callback(f)
-
-    @click.pass_context
-    def decorator(ctx: click.Context, /, *args: t.Any, **kwargs: t.Any) -> t.Any:
-        if _cv_app.get(None) is None:
-            app = ctx.ensure_object(ScriptInfo).load_app()
-            ctx.with_resource(app.app_context())
-        return ctx.invoke(callback, *args, **kwargs)
-
-    return t.cast(F, functools.update_wrapper(decorator, f))
-
-
-class AppGroup(click.Group):
-    """A click group whose :meth:`command` wraps callbacks in :func:`with_appcontext`
-    and whose :meth:`group` makes more ``AppGroup`` groups. Async callbacks (commands and
-    groups) run through the bridge. ``app.cli`` is one."""
-
-    def command(  # type: ignore[override]
-        self, *args: t.Any, **kwargs: t.Any
-    ) -> Callable[[Callable[..., t.Any]], click.Command]:
-        """click's ``Group.command``, with the callback run in the app context unless
-        ``with_appcontext=False`` is passed."""
-        wrap = kwargs.pop("with_appcontext", True)
-
-        def decorator(f: Callable[..., t.Any]) -> click.Command:
-            if wrap:
-                f = with_appcontext(f)
-            return super(AppGroup, self).command(*args, **kwargs)(f)  # type: ignore[no-any-return]
-
-        return decorator
-
-    def group(  # type: ignore[override]
-        self, *args: t.Any, **kwargs: t.Any
-    ) -> Callable[[Callable[..., t.Any]], click.Group]:
-        """click's ``Group.group``, making an :class:`AppGroup` by default."""
-        kwargs.setdefault("cls", AppGroup)
-        return super().group(*args, **kwargs)  # type: ignore[no-any-return]
-
-    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
-        """Add a command, its async callback wrapped to run through the bridge."""
-        if cmd.callback is not None:
-            cmd.callback = _sync_callback(cmd.callback)
-        super().add_command(cmd, name)
 
 
 # -- the ctxflask group: options and app loading ----------------------------------------
