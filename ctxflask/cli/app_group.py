@@ -12,7 +12,7 @@ from collections.abc import Callable
 import click
 
 from .. import bridge
-from ..globals import _cv_app
+from ..core.globals import _cv_app
 from .discovery import ScriptInfo
 
 F = t.TypeVar("F", bound=Callable[..., t.Any])

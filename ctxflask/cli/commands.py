@@ -14,8 +14,8 @@ from operator import itemgetter
 
 import click
 
-from ..globals import current_app
-from ..helpers import get_debug_flag
+from ..core.globals import current_app
+from ..core.helpers import get_debug_flag
 from .app_group import pass_script_info
 from .app_group import with_appcontext
 from .asgi_server import _serve_asgi

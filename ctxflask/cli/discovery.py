@@ -19,8 +19,9 @@ from types import ModuleType
 import click
 
 from .. import bridge
-from ..helpers import get_debug_flag
-from ..helpers import get_load_dotenv
+from ..core.app import App
+from ..core.helpers import get_debug_flag
+from ..core.helpers import get_load_dotenv
 
 if t.TYPE_CHECKING:
     from ..app import Flask
@@ -31,11 +32,9 @@ class NoAppException(click.UsageError):
 
 
 def _is_app(obj: object) -> t.TypeGuard[Flask]:
-    """Whether ``obj`` is a ctxflask application."""
-    # LAYERING: becomes isinstance(obj, ctxflask.core.app.App)
-    from ..app import Flask
-
-    return isinstance(obj, Flask)
+    """Whether ``obj`` is a ctxflask application (every :class:`~ctxflask.Flask` is a
+    core :class:`~ctxflask.core.app.App`; the CLI sits below the public class)."""
+    return isinstance(obj, App)
 
 
 def _call_factory(

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import click
 
-from ..globals import _cv_app
+from ..core.globals import _cv_app
 from .app_group import AppGroup
 from .commands import routes_command
 from .commands import run_command
