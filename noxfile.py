@@ -17,9 +17,11 @@ def tests(session: nox.Session) -> None:
 
 @nox.session(python="3.11")
 def lint(session: nox.Session) -> None:
-    session.install("ruff")
+    """ruff, and the layer contracts of pyproject.toml (import-linter)."""
+    session.install("-e", ".[lint]")
     session.run("ruff", "check", "ctxflask", "tests", "bench", "examples", "noxfile.py")
     session.run("ruff", "format", "--check", "ctxflask", "tests", "bench", "examples")
+    session.run("lint-imports", "--no-cache")
 
 
 @nox.session(python="3.11")
