@@ -34,9 +34,13 @@ from .bridge import call
 from .bridge import Ready
 from .bridge import shield_rest
 from .core.ctx import _fresh_copies
+from .core.errors import find_error_handler
 from .core.errors import WebSocketDisconnect
 from .core.globals import _cv_app
 from .core.globals import _cv_request
+from .core.sessions import needs_refresh
+from .core.sessions import open_session
+from .core.sessions import opens_eagerly
 from .core.signals import got_request_exception
 from .core.signals import request_finished
 from .core.signals import request_started
@@ -79,8 +83,8 @@ async def handle_request(
             signal = ctx._push()
             if signal is not None:
                 await signal
-            if ctx._session is None and app._open_session_eagerly:
-                ctx._session = await call(app._open_session_now, ctx.request)
+            if ctx._session is None and opens_eagerly(app.session_interface):
+                ctx._session = await call(open_session, app, ctx.request)
             response = await (dispatch_steps or full_dispatch)(app)
         except Exception as e:
             error = e
@@ -292,15 +296,15 @@ async def process_response(app: Flask, response: Response) -> Response:
                 response = await call(f, response)
     interface = app.session_interface
     session = ctx._session
-    if session is None and app._session_needs_refresh(ctx.request):
-        session = ctx._session = await call(app._open_session_now, ctx.request)
+    if session is None and needs_refresh(app, ctx.request):
+        session = ctx._session = await call(open_session, app, ctx.request)
     if session is not None and not interface.is_null_session(session):
         await call(interface.save_session, app, session, response)
     return response
 
 
 def _find_handler(app: Flask, e: BaseException) -> t.Any:
-    return app._find_error_handler(e, _cv_request.get().request.blueprints)
+    return find_error_handler(app, e, _cv_request.get().request.blueprints)
 
 
 async def handle_user_exception(

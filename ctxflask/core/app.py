@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import collections.abc as cabc
 import functools
-import importlib.util
 import logging
 import os
 import sys
@@ -20,14 +19,10 @@ from collections.abc import Callable
 from datetime import timedelta
 from itertools import chain
 from types import TracebackType
-from urllib.parse import quote as _url_quote
 
-from werkzeug.datastructures import Headers
-from werkzeug.datastructures import ImmutableDict
 from werkzeug.exceptions import Aborter
 from werkzeug.exceptions import BadRequest
 from werkzeug.exceptions import BadRequestKeyError
-from werkzeug.exceptions import HTTPException
 from werkzeug.routing import BuildError
 from werkzeug.routing import Map
 from werkzeug.routing import MapAdapter
@@ -42,16 +37,22 @@ from . import routing
 from . import typing as ft
 from .config import Config
 from .config import ConfigAttribute
+from .config import DEFAULT_CONFIG
+from .config import make_timedelta
 from .ctx import _AppCtxGlobals
 from .ctx import AppContext
 from .ctx import RequestContext
 from .ctx import teardown_appcontext
 from .ctx import teardown_request
+from .errors import find_error_handler
 from .globals import _cv_app
 from .globals import _cv_request
+from .helpers import find_instance_path
 from .json.provider import DefaultJSONProvider
 from .json.provider import JSONProvider
 from .logging import create_logger
+from .responses import to_response
+from .routing import build_url
 from .routing import FormDataRoutingRedirect
 from .routing import URLMap
 from .scaffold import _endpoint_from_view_func
@@ -60,6 +61,7 @@ from .scaffold import Scaffold
 from .scaffold import setupmethod
 from .sessions import SecureCookieSessionInterface
 from .sessions import SessionInterface
+from .templating import create_environment
 from .templating import DispatchingJinjaLoader
 from .templating import Environment
 from .templating import update_context_steps
@@ -71,7 +73,6 @@ if t.TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
 
     from .blueprints import Blueprint
-    from .sessions import SessionMixin
 
 T_teardown = t.TypeVar("T_teardown", bound=ft.TeardownCallable)
 T_serving = t.TypeVar("T_serving", bound=ft.ServingCallable)
@@ -81,27 +82,6 @@ T_shell_context_processor = t.TypeVar(
 T_template_filter = t.TypeVar("T_template_filter", bound=ft.TemplateFilterCallable)
 T_template_test = t.TypeVar("T_template_test", bound=ft.TemplateTestCallable)
 T_template_global = t.TypeVar("T_template_global", bound=ft.TemplateGlobalCallable)
-
-
-def _installed_prefix(location: str) -> str | None:
-    """The installation prefix of a package folder in ``site-packages``, else None."""
-    parent, folder = os.path.split(location)
-    if folder.lower() != "site-packages":
-        return None
-    lib_parent, lib = os.path.split(parent)
-    if lib.lower() == "lib":  # prefix/lib/site-packages
-        return lib_parent
-    if (
-        os.path.basename(lib_parent).lower() == "lib"
-    ):  # prefix/lib/pythonX.Y/site-packages
-        return os.path.dirname(lib_parent)
-    return parent
-
-
-def _make_timedelta(value: t.Any) -> timedelta:
-    if isinstance(value, timedelta):
-        return value
-    return timedelta(seconds=value)
 
 
 class App(Scaffold):
@@ -139,44 +119,10 @@ class App(Scaffold):
     testing = ConfigAttribute[bool]("TESTING")
     secret_key = ConfigAttribute["str | bytes | None"]("SECRET_KEY")
     permanent_session_lifetime = ConfigAttribute[timedelta](
-        "PERMANENT_SESSION_LIFETIME", get_converter=_make_timedelta
+        "PERMANENT_SESSION_LIFETIME", get_converter=make_timedelta
     )
 
-    default_config = ImmutableDict(
-        {
-            "DEBUG": None,
-            "TESTING": False,
-            "PROPAGATE_EXCEPTIONS": None,
-            "SECRET_KEY": None,
-            "SECRET_KEY_FALLBACKS": None,
-            "PERMANENT_SESSION_LIFETIME": timedelta(days=31),
-            "USE_X_SENDFILE": False,
-            "TRUSTED_HOSTS": None,
-            "SERVER_NAME": None,
-            "APPLICATION_ROOT": "/",
-            "SESSION_COOKIE_NAME": "session",
-            "SESSION_COOKIE_DOMAIN": None,
-            "SESSION_COOKIE_PATH": None,
-            "SESSION_COOKIE_HTTPONLY": True,
-            "SESSION_COOKIE_SECURE": False,
-            "SESSION_COOKIE_PARTITIONED": False,
-            "SESSION_COOKIE_SAMESITE": None,
-            "SESSION_REFRESH_EACH_REQUEST": True,
-            "MAX_CONTENT_LENGTH": None,
-            "MAX_FORM_MEMORY_SIZE": 500_000,
-            "MAX_FORM_PARTS": 1_000,
-            "SEND_FILE_MAX_AGE_DEFAULT": None,
-            "TRAP_BAD_REQUEST_ERRORS": None,
-            "TRAP_HTTP_EXCEPTIONS": False,
-            "EXPLAIN_TEMPLATE_LOADING": False,
-            "PREFERRED_URL_SCHEME": "http",
-            "TEMPLATES_AUTO_RELOAD": None,
-            "MAX_COOKIE_SIZE": 4093,
-            "PROVIDE_AUTOMATIC_OPTIONS": True,
-            "BACKGROUND_TASK_SHUTDOWN_TIMEOUT": 5,
-            "WORKER_THREADS": 40,
-        }
-    )
+    default_config = DEFAULT_CONFIG
 
     #: Whether a subclass overrides :meth:`create_url_adapter` (then always called).
     _custom_url_adapter: t.ClassVar[bool] = False
@@ -303,20 +249,7 @@ class App(Scaffold):
     def auto_find_instance_path(self) -> str:
         """The ``instance`` folder beside the app's package (or module), as in Flask; for
         an installed package, ``<prefix>/var/<name>-instance``."""
-        top = self.import_name.partition(".")[0]
-        try:
-            spec = importlib.util.find_spec(top)
-        except (ImportError, ValueError):
-            spec = None
-        if spec is None or spec.origin in (None, "namespace", "built-in", "frozen"):
-            return os.path.join(self.root_path, "instance")
-        location = os.path.dirname(os.path.abspath(spec.origin))
-        if spec.submodule_search_locations:  # a package: its parent folder
-            location = os.path.dirname(location)
-        prefix = _installed_prefix(location)
-        if prefix is not None:
-            return os.path.join(prefix, "var", f"{self.name}-instance")
-        return os.path.join(location, "instance")
+        return find_instance_path(self.import_name, self.root_path, self.name)
 
     def _check_setup_finished(self, f_name: str) -> None:
         if self._got_first_request:
@@ -384,19 +317,6 @@ class App(Scaffold):
                 )
             self.view_functions[endpoint] = view_func
 
-    def _binds_lazily(self) -> bool:
-        """Whether a request's URL adapter is the default one (no ``SERVER_NAME``,
-        ``TRUSTED_HOSTS``, host or subdomain matching, nor an overridden
-        :meth:`create_url_adapter`), which matching can do without."""
-        config = self.config
-        return (
-            not self._custom_url_adapter
-            and config["SERVER_NAME"] is None
-            and config["TRUSTED_HOSTS"] is None
-            and not self.subdomain_matching
-            and not self.url_map.host_matching
-        )
-
     def create_url_adapter(self, request: Request | None) -> MapAdapter | None:
         """The URL adapter for ``request``, or for building URLs outside a request (which
         needs ``SERVER_NAME``). Checks the host against ``TRUSTED_HOSTS``."""
@@ -454,52 +374,7 @@ class App(Scaffold):
         **values: t.Any,
     ) -> str:
         """Build the URL of ``endpoint`` with ``values``; see :func:`ctxflask.url_for`."""
-        req_ctx = _cv_request.get(None)
-        if req_ctx is not None:
-            url_adapter = req_ctx.url_adapter
-            blueprint_name = req_ctx.request.blueprint
-            if endpoint[:1] == ".":
-                if blueprint_name is not None:
-                    endpoint = f"{blueprint_name}{endpoint}"
-                else:
-                    endpoint = endpoint[1:]
-            if _external is None:
-                _external = _scheme is not None
-        else:
-            app_ctx = _cv_app.get(None)
-            if app_ctx is not None:
-                url_adapter = app_ctx.url_adapter
-            else:
-                url_adapter = self.create_url_adapter(None)
-            if url_adapter is None:
-                raise RuntimeError(
-                    "Unable to build URLs outside an active request without 'SERVER_NAME'"
-                    " configured.\n\nOutside a request there is no host to build from."
-                    " Fix: set SERVER_NAME (and APPLICATION_ROOT, PREFERRED_URL_SCHEME as"
-                    " needed), or build the URL inside `app.test_request_context()`."
-                )
-            if _external is None:
-                _external = True
-        if _scheme is not None and not _external:
-            raise ValueError("When specifying '_scheme', '_external' must be True.")
-
-        self.inject_url_defaults(endpoint, values)
-        try:
-            rv = url_adapter.build(  # type: ignore[union-attr]
-                endpoint,
-                values,
-                method=_method,
-                url_scheme=_scheme,
-                force_external=_external,
-            )
-        except BuildError as error:
-            values.update(
-                _anchor=_anchor, _method=_method, _scheme=_scheme, _external=_external
-            )
-            return self.handle_url_build_error(error, endpoint, values)
-        if _anchor is not None:
-            rv = f"{rv}#{_url_quote(_anchor, safe='%!#$&()*+,/:;=?@')}"
-        return rv
+        return build_url(self, endpoint, values, _anchor, _method, _scheme, _external)
 
     def inject_url_defaults(self, endpoint: str, values: dict[str, t.Any]) -> None:
         """Let the ``url_defaults`` functions of the app and of the endpoint's blueprints
@@ -602,29 +477,7 @@ class App(Scaffold):
         :meth:`select_jinja_autoescape`, auto-reload from ``TEMPLATES_AUTO_RELOAD`` (debug
         mode when unset), and the globals ``url_for``, ``get_flashed_messages``,
         ``config``, ``request``, ``session`` and ``g``."""
-        from .globals import g
-        from .globals import request
-        from .globals import session
-        from .helpers import get_flashed_messages
-
-        options = dict(self.jinja_options)
-        options.setdefault("autoescape", self.select_jinja_autoescape)
-        if "auto_reload" not in options:
-            auto_reload = self.config["TEMPLATES_AUTO_RELOAD"]
-            options["auto_reload"] = self.debug if auto_reload is None else auto_reload
-        env = self.jinja_environment(self, **options)
-        # The proxies serve templates imported without context; rendered templates get
-        # the current objects from update_template_context.
-        env.globals.update(
-            url_for=self.url_for,
-            get_flashed_messages=get_flashed_messages,
-            config=self.config,
-            request=request,
-            session=session,
-            g=g,
-        )
-        env.policies["json.dumps_function"] = self.json.dumps
-        return env
+        return create_environment(self)
 
     def create_global_jinja_loader(self) -> DispatchingJinjaLoader:
         """The loader of :attr:`jinja_env`: the app's :attr:`jinja_loader`, then each
@@ -724,22 +577,8 @@ class App(Scaffold):
     def _find_error_handler(
         self, e: BaseException, blueprints: list[str]
     ) -> ft.ErrorHandlerCallable | None:
-        """The handler for ``e``: by status code before class, blueprints before the app,
-        and the most specific class in the exception's MRO."""
-        exc_class, code = self._get_exc_class_and_code(type(e))
-        keys = (*blueprints, None)
-        for c in (code, None) if code is not None else (None,):
-            for key in keys:
-                if key not in self.error_handler_spec:
-                    continue
-                handler_map = self.error_handler_spec[key].get(c)
-                if not handler_map:
-                    continue
-                for cls in exc_class.__mro__:
-                    handler = handler_map.get(cls)
-                    if handler is not None:
-                        return handler
-        return None
+        # Flask's name for it, which some extensions call.
+        return find_error_handler(self, e, blueprints)
 
     def trap_http_exception(self, e: Exception) -> bool:
         """Whether an HTTP error should propagate like any exception instead of going to
@@ -783,76 +622,8 @@ class App(Scaffold):
         """
         response_class = self.response_class
         if type(rv) is str and response_class._fast_init:
-            return response_class._from_bytes(rv.encode())
-        status: t.Any = None
-        headers: t.Any = None
-        if isinstance(rv, tuple):
-            if len(rv) == 3:
-                rv, status, headers = rv
-            elif len(rv) == 2:
-                if isinstance(rv[1], (Headers, dict, tuple, list)):
-                    rv, headers = rv
-                else:
-                    rv, status = rv
-            else:
-                raise TypeError(
-                    f"The view function returned a tuple of {len(rv)} items, which is not"
-                    " a valid response. Fix: return (body, status, headers), (body, status)"
-                    " or (body, headers)."
-                )
-        if rv is None:
-            req_ctx = _cv_request.get(None)
-            endpoint = req_ctx.request.endpoint if req_ctx is not None else None
-            raise TypeError(
-                f"The view function for {endpoint!r} did not return a valid response: it"
-                " returned None or ended without a return statement. Fix: return a"
-                " string, dict, list, tuple or response object."
-            )
-        if type(rv) is not response_class and not isinstance(rv, response_class):
-            if isinstance(
-                rv, (str, bytes, bytearray, cabc.Iterator, cabc.AsyncIterator)
-            ):
-                rv = response_class(rv, status=status, headers=headers)  # type: ignore[arg-type]
-                status = headers = None
-            elif isinstance(rv, (dict, list)):
-                rv = self.json.response(rv)
-            elif isinstance(rv, cabc.AsyncIterable):
-                rv = response_class(rv, status=status, headers=headers)  # type: ignore[arg-type]
-                status = headers = None
-            elif isinstance(rv, HTTPException):
-                # Its response, not a run of it as a WSGI app: a body to send, not a stream.
-                rv = response_class.force_type(
-                    rv.get_response(_cv_request.get().request.environ)
-                )
-            elif isinstance(rv, BaseResponse) or callable(rv):
-                try:
-                    rv = response_class.force_type(
-                        rv,  # type: ignore[arg-type]
-                        _cv_request.get().request.environ,
-                    )
-                except TypeError as e:
-                    raise TypeError(
-                        f"{e}\nThe view function did not return a valid response. The"
-                        " return type must be a string, dict, list, tuple with headers or"
-                        " status, response object, iterator or WSGI callable, but it was a"
-                        f" {type(rv).__name__}."
-                    ).with_traceback(sys.exc_info()[2]) from None
-            else:
-                raise TypeError(
-                    "The view function did not return a valid response. The return type"
-                    " must be a string, dict, list, tuple with headers or status, response"
-                    " object, iterator or WSGI callable, but it was a"
-                    f" {type(rv).__name__}."
-                )
-        response = t.cast(Response, rv)
-        if status is not None:
-            if isinstance(status, (str, bytes, bytearray)):
-                response.status = status  # type: ignore[assignment]
-            else:
-                response.status_code = status
-        if headers:
-            response.headers.update(headers)
-        return response
+            return response_class._from_bytes(rv.encode())  # the usual return value
+        return to_response(self, rv)
 
     def make_default_options_response(self) -> Response:
         """The response to an automatic OPTIONS request: empty, with ``Allow``."""
@@ -936,41 +707,6 @@ class App(Scaffold):
                 " no request is active. Fix: call it from a view or a hook."
             )
         req_ctx._background_tasks.append(([_cv_app.get(), req_ctx], fn, args, kwargs))
-
-    # -- sessions ------------------------------------------------------------------------
-
-    def _open_session_now(self, request: Request) -> SessionMixin:
-        interface = self.session_interface
-        session = interface.open_session(self, request)
-        if session is None:
-            session = interface.make_null_session(self)
-        return session
-
-    @property
-    def _open_session_eagerly(self) -> bool:
-        # A session interface that may do I/O opens through the bridge at the start of
-        # every request, and is saved at its end, as in Flask. The stock cookie interface
-        # (both methods marked nonblocking) opens on first use instead: a request that
-        # never touches the session skips both.
-        interface = self.session_interface
-        cached: tuple[SessionInterface, bool] | None = self.__dict__.get(
-            "_eager_session"
-        )
-        if cached is None or cached[0] is not interface:
-            lazy = all(
-                getattr(method, "__ctxflask_nonblocking__", False)
-                for method in (interface.open_session, interface.save_session)
-            )
-            cached = self.__dict__["_eager_session"] = (interface, not lazy)
-        return cached[1]
-
-    def _session_needs_refresh(self, request: Request) -> bool:
-        # Flask refreshes a permanent session's cookie on every request, read or not.
-        return (
-            request._environ_get("HTTP_COOKIE") is not None
-            and bool(self.config["SESSION_REFRESH_EACH_REQUEST"])
-            and self.session_interface.get_cookie_name(self) in request.cookies
-        )
 
     # -- contexts and entry points -------------------------------------------------------
 

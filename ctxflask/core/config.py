@@ -17,7 +17,9 @@ import json
 import os
 import types
 import typing as t
+from datetime import timedelta
 
+from werkzeug.datastructures import ImmutableDict
 from werkzeug.utils import import_string
 
 T = t.TypeVar("T")
@@ -357,3 +359,47 @@ class Config(dict[str, t.Any]):
             f" (resolved path: {path!r}).\nFix: check the path, or pass silent=True to"
             " ignore a missing file."
         )
+
+
+#: The defaults of every app's config (``App.default_config``).
+DEFAULT_CONFIG: ImmutableDict[str, t.Any] = ImmutableDict(
+    {
+        "DEBUG": None,
+        "TESTING": False,
+        "PROPAGATE_EXCEPTIONS": None,
+        "SECRET_KEY": None,
+        "SECRET_KEY_FALLBACKS": None,
+        "PERMANENT_SESSION_LIFETIME": timedelta(days=31),
+        "USE_X_SENDFILE": False,
+        "TRUSTED_HOSTS": None,
+        "SERVER_NAME": None,
+        "APPLICATION_ROOT": "/",
+        "SESSION_COOKIE_NAME": "session",
+        "SESSION_COOKIE_DOMAIN": None,
+        "SESSION_COOKIE_PATH": None,
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SECURE": False,
+        "SESSION_COOKIE_PARTITIONED": False,
+        "SESSION_COOKIE_SAMESITE": None,
+        "SESSION_REFRESH_EACH_REQUEST": True,
+        "MAX_CONTENT_LENGTH": None,
+        "MAX_FORM_MEMORY_SIZE": 500_000,
+        "MAX_FORM_PARTS": 1_000,
+        "SEND_FILE_MAX_AGE_DEFAULT": None,
+        "TRAP_BAD_REQUEST_ERRORS": None,
+        "TRAP_HTTP_EXCEPTIONS": False,
+        "EXPLAIN_TEMPLATE_LOADING": False,
+        "PREFERRED_URL_SCHEME": "http",
+        "TEMPLATES_AUTO_RELOAD": None,
+        "MAX_COOKIE_SIZE": 4093,
+        "PROVIDE_AUTOMATIC_OPTIONS": True,
+        "BACKGROUND_TASK_SHUTDOWN_TIMEOUT": 5,
+        "WORKER_THREADS": 40,
+    }
+)
+
+
+def make_timedelta(value: t.Any) -> timedelta:
+    if isinstance(value, timedelta):
+        return value
+    return timedelta(seconds=value)

@@ -24,8 +24,10 @@ from werkzeug.wrappers import Request as _Request
 from .. import bridge
 from .globals import _cv_app
 from .globals import _cv_request
+from .routing import binds_lazily
 from .routing import match
 from .routing import UNBUILT
+from .sessions import open_session
 from .signals import appcontext_popped
 from .signals import appcontext_pushed
 from .signals import appcontext_tearing_down
@@ -227,7 +229,7 @@ class RequestContext(_PushedInWith):
         # With the default binding, matching can do without an adapter: it is built
         # when something needs it (url_for, a route not matched before).
         self._url_adapter: t.Any = (
-            UNBUILT if app._binds_lazily() else self._build_url_adapter()
+            UNBUILT if binds_lazily(app) else self._build_url_adapter()
         )
         self.flashes: list[tuple[str, str]] | None = None
         self._session: SessionMixin | None = session
@@ -296,7 +298,7 @@ class RequestContext(_PushedInWith):
         """The session of this request, opened on first use; marks it as accessed."""
         session = self._session
         if session is None:
-            session = self._session = self.app._open_session_now(self.request)
+            session = self._session = open_session(self.app, self.request)
         session.accessed = True
         return session
 

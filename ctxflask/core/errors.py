@@ -1,6 +1,13 @@
-"""Exceptions of ctxflask's own that the core and the pipeline raise or catch."""
+"""Errors: exceptions of ctxflask's own that the core and the pipeline raise or catch,
+and the lookup of an error's handler."""
 
 from __future__ import annotations
+
+import typing as t
+
+if t.TYPE_CHECKING:
+    from .app import App
+    from .typing import ErrorHandlerCallable
 
 
 class WebSocketDisconnect(Exception):
@@ -15,3 +22,24 @@ class WebSocketDisconnect(Exception):
         super().__init__(code, reason)
         self.code = code
         self.reason = reason
+
+
+def find_error_handler(
+    app: App, e: BaseException, blueprints: list[str]
+) -> ErrorHandlerCallable | None:
+    """The handler for ``e``: by status code before class, blueprints before the app,
+    and the most specific class in the exception's MRO."""
+    exc_class, code = app._get_exc_class_and_code(type(e))
+    keys = (*blueprints, None)
+    for c in (code, None) if code is not None else (None,):
+        for key in keys:
+            if key not in app.error_handler_spec:
+                continue
+            handler_map = app.error_handler_spec[key].get(c)
+            if not handler_map:
+                continue
+            for cls in exc_class.__mro__:
+                handler = handler_map.get(cls)
+                if handler is not None:
+                    return handler
+    return None

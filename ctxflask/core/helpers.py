@@ -322,3 +322,37 @@ def get_root_path(import_name: str) -> str:
             return os.getcwd()
         filename = spec.origin
     return os.path.dirname(os.path.abspath(filename))
+
+
+def find_instance_path(import_name: str, root_path: str, name: str) -> str:
+    """The ``instance`` folder beside the package (or module) ``import_name``, as in
+    Flask; for an installed package, ``<prefix>/var/<name>-instance``."""
+    top = import_name.partition(".")[0]
+    try:
+        spec = importlib.util.find_spec(top)
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None or spec.origin in (None, "namespace", "built-in", "frozen"):
+        return os.path.join(root_path, "instance")
+    location = os.path.dirname(os.path.abspath(spec.origin))
+    if spec.submodule_search_locations:  # a package: its parent folder
+        location = os.path.dirname(location)
+    prefix = _installed_prefix(location)
+    if prefix is not None:
+        return os.path.join(prefix, "var", f"{name}-instance")
+    return os.path.join(location, "instance")
+
+
+def _installed_prefix(location: str) -> str | None:
+    """The installation prefix of a package folder in ``site-packages``, else None."""
+    parent, folder = os.path.split(location)
+    if folder.lower() != "site-packages":
+        return None
+    lib_parent, lib = os.path.split(parent)
+    if lib.lower() == "lib":  # prefix/lib/site-packages
+        return lib_parent
+    if (
+        os.path.basename(lib_parent).lower() == "lib"
+    ):  # prefix/lib/pythonX.Y/site-packages
+        return os.path.dirname(lib_parent)
+    return parent

@@ -10,12 +10,17 @@ otherwise redo remembered.
 from __future__ import annotations
 
 import typing as t
+from urllib.parse import quote as _url_quote
 
 from werkzeug.exceptions import BadHost
+from werkzeug.routing import BuildError
 from werkzeug.routing import Map
 from werkzeug.routing import MapAdapter
 from werkzeug.routing import Rule
 from werkzeug.sansio.utils import get_host as _sansio_get_host
+
+from .globals import _cv_app
+from .globals import _cv_request
 
 if t.TYPE_CHECKING:
     from .app import App
@@ -43,6 +48,20 @@ class URLMap(Map):
         """Add a rule (or rule factory); see ``werkzeug.routing.Map.add``."""
         super().add(rulefactory)
         self.version += 1
+
+
+def binds_lazily(app: App) -> bool:
+    """Whether a request's URL adapter is the default one (no ``SERVER_NAME``,
+    ``TRUSTED_HOSTS``, host or subdomain matching, nor an overridden
+    :meth:`App.create_url_adapter`), which matching can do without."""
+    config = app.config
+    return (
+        not app._custom_url_adapter
+        and config["SERVER_NAME"] is None
+        and config["TRUSTED_HOSTS"] is None
+        and not app.subdomain_matching
+        and not app.url_map.host_matching
+    )
 
 
 def match(app: App, ctx: RequestContext) -> tuple[Rule, t.Mapping[str, t.Any]]:
@@ -182,3 +201,64 @@ class FormDataRoutingRedirect(AssertionError):
             " with the trailing slash, or use a 307/308 redirect. This check runs only in"
             " debug mode."
         )
+
+
+def build_url(
+    app: App,
+    endpoint: str,
+    values: dict[str, t.Any],
+    anchor: str | None,
+    method: str | None,
+    scheme: str | None,
+    external: bool | None,
+) -> str:
+    """``app.url_for(endpoint, **values)``: with the current request's adapter, else the
+    app context's (which needs ``SERVER_NAME``); relative endpoints (``.name``) within
+    the request's blueprint."""
+    _anchor, _method, _scheme, _external = anchor, method, scheme, external
+    req_ctx = _cv_request.get(None)
+    if req_ctx is not None:
+        url_adapter = req_ctx.url_adapter
+        blueprint_name = req_ctx.request.blueprint
+        if endpoint[:1] == ".":
+            if blueprint_name is not None:
+                endpoint = f"{blueprint_name}{endpoint}"
+            else:
+                endpoint = endpoint[1:]
+        if _external is None:
+            _external = _scheme is not None
+    else:
+        app_ctx = _cv_app.get(None)
+        if app_ctx is not None:
+            url_adapter = app_ctx.url_adapter
+        else:
+            url_adapter = app.create_url_adapter(None)
+        if url_adapter is None:
+            raise RuntimeError(
+                "Unable to build URLs outside an active request without 'SERVER_NAME'"
+                " configured.\n\nOutside a request there is no host to build from."
+                " Fix: set SERVER_NAME (and APPLICATION_ROOT, PREFERRED_URL_SCHEME as"
+                " needed), or build the URL inside `app.test_request_context()`."
+            )
+        if _external is None:
+            _external = True
+    if _scheme is not None and not _external:
+        raise ValueError("When specifying '_scheme', '_external' must be True.")
+
+    app.inject_url_defaults(endpoint, values)
+    try:
+        rv = url_adapter.build(  # type: ignore[union-attr]
+            endpoint,
+            values,
+            method=_method,
+            url_scheme=_scheme,
+            force_external=_external,
+        )
+    except BuildError as error:
+        values.update(
+            _anchor=_anchor, _method=_method, _scheme=_scheme, _external=_external
+        )
+        return app.handle_url_build_error(error, endpoint, values)
+    if _anchor is not None:
+        rv = f"{rv}#{_url_quote(_anchor, safe='%!#$&()*+,/:;=?@')}"
+    return rv

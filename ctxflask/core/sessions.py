@@ -18,6 +18,7 @@ from itsdangerous import BadData
 from itsdangerous import URLSafeTimedSerializer
 from werkzeug.datastructures import CallbackDict
 
+from ..bridge import is_nonblocking
 from ..bridge import nonblocking
 from .json.tag import TaggedJSONSerializer
 
@@ -445,3 +446,47 @@ class SecureCookieSessionInterface(SessionInterface):
             samesite=samesite,
         )
         response.vary.add("Cookie")
+
+
+# -- how the pipeline opens sessions ---------------------------------------------------------
+
+
+def open_session(app: App, request: Request) -> SessionMixin:
+    """The session of ``request``: the app's interface opens it, or makes a null session
+    when it cannot."""
+    interface = app.session_interface
+    session = interface.open_session(app, request)
+    if session is None:
+        session = interface.make_null_session(app)
+    return session
+
+
+# Whether a session interface opens at the start of each request (may do I/O): by
+# interface, for the few an app uses.
+_eager: dict[int, tuple[SessionInterface, bool]] = {}
+
+
+def opens_eagerly(interface: SessionInterface) -> bool:
+    """Whether ``interface`` opens the session through the bridge at the start of every
+    request, and saves it at its end, as in Flask: an interface that may do I/O. The
+    stock cookie interface (both methods marked nonblocking) opens on first use instead,
+    so a request that never touches the session skips both."""
+    known = _eager.get(id(interface))
+    if known is None or known[0] is not interface:
+        lazy = is_nonblocking(interface.open_session) and is_nonblocking(
+            interface.save_session
+        )
+        known = (interface, not lazy)
+        if len(_eager) < 64:
+            _eager[id(interface)] = known
+    return known[1]
+
+
+def needs_refresh(app: App, request: Request) -> bool:
+    """Whether the session cookie is to be sent again though the session was not read:
+    Flask refreshes a permanent session's cookie on every request."""
+    return (
+        request._has_cookies
+        and bool(app.config["SESSION_REFRESH_EACH_REQUEST"])
+        and app.session_interface.get_cookie_name(app) in request.cookies
+    )

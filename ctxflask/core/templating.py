@@ -54,6 +54,10 @@ from ..bridge import call
 from .globals import _cv_app
 from .globals import _cv_request
 from .globals import _no_app_msg
+from .globals import g
+from .globals import request
+from .globals import session
+from .helpers import get_flashed_messages
 from .helpers import stream_with_context
 from .signals import before_render_template
 from .signals import send_steps
@@ -383,3 +387,25 @@ async def stream_template_string_async(source: str, **context: t.Any) -> Iterato
         app, _prepare(app, _string_loader(app, source), context)
     )
     return _stream(app, template, context)
+
+
+def create_environment(app: App) -> Environment:
+    """``app.create_jinja_environment()``: see there."""
+    options = dict(app.jinja_options)
+    options.setdefault("autoescape", app.select_jinja_autoescape)
+    if "auto_reload" not in options:
+        auto_reload = app.config["TEMPLATES_AUTO_RELOAD"]
+        options["auto_reload"] = app.debug if auto_reload is None else auto_reload
+    env = app.jinja_environment(app, **options)
+    # The proxies serve templates imported without context; rendered templates get
+    # the current objects from update_template_context.
+    env.globals.update(
+        url_for=app.url_for,
+        get_flashed_messages=get_flashed_messages,
+        config=app.config,
+        request=request,
+        session=session,
+        g=g,
+    )
+    env.policies["json.dumps_function"] = app.json.dumps
+    return env
