@@ -631,6 +631,84 @@ def test_several_failing_app_teardowns_raise_an_exception_group_of_all(app, kind
     assert not has_app_context()
 
 
+def test_request_and_app_teardowns_that_both_raise_are_raised_together(app, kind):
+    # The request context's pop does not stop at its own teardown's error: the app
+    # context is popped too, its teardown runs, and both errors come out in one group.
+    request_error, app_error = ValueError("request"), KeyError("app")
+    ran = []
+
+    @app.teardown_request
+    @variant(kind)
+    def request_teardown(exc):
+        ran.append("request")
+        raise request_error
+
+    @app.teardown_appcontext
+    @variant(kind)
+    def app_teardown(exc):
+        ran.append("app")
+        raise app_error
+
+    ctx = app.test_request_context()
+    with pytest.raises(BaseExceptionGroup) as info, ctx:
+        pass
+    assert list(info.value.exceptions) == [request_error, app_error]
+    assert ran == ["request", "app"]
+    assert not has_request_context()
+    assert not has_app_context()
+    assert ctx.request.environ.get("werkzeug.request") is None  # released all the same
+
+
+def test_app_context_popped_is_sent_after_a_teardown_that_raises(app, kind):
+    popped = []
+    error = ValueError("teardown")
+
+    @app.teardown_appcontext
+    @variant(kind)
+    def failing(exc):
+        raise error
+
+    def on_popped(sender, **extra):
+        popped.append(has_app_context())
+
+    with ctxflask.appcontext_popped.connected_to(on_popped, app):
+        with pytest.raises(ValueError, match="teardown") as info, app.app_context():
+            pass
+    assert info.value is error
+    assert popped == [False]
+    assert not has_app_context()
+
+
+def test_teardown_errors_of_a_request_reach_the_test_client_together(
+    app, client, kind
+):
+    # Through either entry point: both teardowns run once, and their errors are raised
+    # in one group where the request ends (the test client propagates them).
+    ran = []
+
+    @app.get("/")
+    @variant(kind)
+    def index():
+        return "ok"
+
+    @app.teardown_request
+    @variant(kind)
+    def request_teardown(exc):
+        ran.append("request")
+        raise ValueError("request")
+
+    @app.teardown_appcontext
+    @variant(kind)
+    def app_teardown(exc):
+        ran.append("app")
+        raise KeyError("app")
+
+    with pytest.raises(BaseExceptionGroup) as info:
+        client.get("/")
+    assert [type(e) for e in info.value.exceptions] == [ValueError, KeyError]
+    assert ran == ["request", "app"]
+
+
 def test_teardown_runs_once_for_a_context_pushed_twice(app, kind):
     calls = []
     register_recorders(app, kind, calls)
