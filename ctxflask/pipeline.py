@@ -48,7 +48,7 @@ from .core.signals import send_steps
 
 if t.TYPE_CHECKING:
     from .bridge import Steps
-    from .core.app import App as Flask
+    from .core.app import App
     from .core.ctx import RequestContext
     from .core.typing import ResponseReturnValue
     from .core.wrappers import Response
@@ -61,9 +61,9 @@ def is_streamed(response: Response) -> bool:
 
 
 async def handle_request(
-    app: Flask,
+    app: App,
     ctx: RequestContext,
-    dispatch_steps: t.Callable[[Flask], t.Coroutine[t.Any, t.Any, Response | None]]
+    dispatch_steps: t.Callable[[App], t.Coroutine[t.Any, t.Any, Response | None]]
     | None = None,
 ) -> tuple[Response, BaseException | None, bool]:
     """Push ``ctx``, open the session if its interface may block, produce the response
@@ -98,7 +98,7 @@ async def handle_request(
             and is_streamed(response)
         ):
             return response, error, False
-        rest = _pop(app, ctx, error)
+        rest = _pop_contexts(app, ctx, error)
         if rest is not None:
             await rest
     except BaseException as e:
@@ -111,16 +111,16 @@ async def handle_request(
 
 
 async def finish_request(
-    app: Flask, ctx: RequestContext, error: BaseException | None
+    app: App, ctx: RequestContext, error: BaseException | None
 ) -> None:
     """Pop the request's contexts, running the teardown callbacks once."""
-    rest = _pop(app, ctx, error)
+    rest = _pop_contexts(app, ctx, error)
     if rest is not None:
         await rest
 
 
-def _pop(
-    app: Flask, ctx: RequestContext, error: BaseException | None
+def _pop_contexts(
+    app: App, ctx: RequestContext, error: BaseException | None
 ) -> Steps[None] | None:
     # Pop at once when nothing is due, as usual; else return the steps that pop.
     preserve = ctx.request._context_preserver
@@ -132,7 +132,7 @@ def _pop(
     return ctx._pop(error)
 
 
-async def full_dispatch(app: Flask) -> Response:
+async def full_dispatch(app: App) -> Response:
     """Preprocess, dispatch and finalize the current request; user exceptions become
     responses through the error handlers."""
     app._got_first_request = True
@@ -152,7 +152,7 @@ async def full_dispatch(app: Flask) -> Response:
 
 
 def finalize(
-    app: Flask,
+    app: App,
     rv: ResponseReturnValue | HTTPException,
     from_error_handler: bool = False,
 ) -> t.Awaitable[Response]:
@@ -173,7 +173,7 @@ def finalize(
 
 
 async def _finalize_steps(
-    app: Flask, response: Response, processed: bool, from_error_handler: bool
+    app: App, response: Response, processed: bool, from_error_handler: bool
 ) -> Response:
     try:
         if processed:
@@ -197,14 +197,14 @@ def _hook_keys(ctx: RequestContext) -> tuple[str | None, ...]:
     return (None, *reversed(blueprints))
 
 
-async def preprocess(app: Flask) -> ResponseReturnValue | None:
+async def preprocess(app: App) -> ResponseReturnValue | None:
     """Run URL value preprocessors, then ``before_request`` callbacks until one returns a
     value, which is then the response."""
     return await _preprocess(app, app.before_request_funcs)
 
 
 async def _preprocess(
-    app: Flask, before_funcs: dict[str | None, list[t.Any]]
+    app: App, before_funcs: dict[str | None, list[t.Any]]
 ) -> ResponseReturnValue | None:
     ctx = _cv_request.get()
     keys = _hook_keys(ctx)
@@ -222,7 +222,7 @@ async def _preprocess(
     return None
 
 
-def dispatch(app: Flask) -> t.Awaitable[ResponseReturnValue]:
+def dispatch(app: App) -> t.Awaitable[ResponseReturnValue]:
     """The call of the matched rule's view with the URL arguments, to await (a routing
     error is raised here, and automatic OPTIONS answered). A plain function, not a
     coroutine: every request runs it, and it needs no frame of its own in the steps."""
@@ -255,7 +255,7 @@ def _websocket_mismatch(ctx: RequestContext) -> BadRequest:
 
 
 async def handle_websocket(
-    app: Flask, ctx: RequestContext
+    app: App, ctx: RequestContext
 ) -> tuple[Response | None, BaseException | None]:
     """Push ``ctx``, run the WebSocket handler between its hooks, and pop the contexts.
 
@@ -267,7 +267,7 @@ async def handle_websocket(
     return response, error
 
 
-async def _websocket_dispatch(app: Flask) -> Response | None:
+async def _websocket_dispatch(app: App) -> Response | None:
     ctx = _cv_request.get()
     try:
         rv = await _preprocess(app, app.before_websocket_funcs)
@@ -285,7 +285,7 @@ async def _websocket_dispatch(app: Flask) -> Response | None:
     return response
 
 
-async def process_response(app: Flask, response: Response) -> Response:
+async def process_response(app: App, response: Response) -> Response:
     """Run ``after_this_request`` then ``after_request`` callbacks, and save the session."""
     ctx = _cv_request.get()
     for f in ctx._after_request_functions:
@@ -303,12 +303,12 @@ async def process_response(app: Flask, response: Response) -> Response:
     return response
 
 
-def _find_handler(app: Flask, e: BaseException) -> t.Any:
+def _find_handler(app: App, e: BaseException) -> t.Any:
     return find_error_handler(app, e, _cv_request.get().request.blueprints)
 
 
 async def handle_user_exception(
-    app: Flask, e: Exception
+    app: App, e: Exception
 ) -> ResponseReturnValue | HTTPException:
     """Find and run the error handler for ``e``; with none, HTTP errors become their own
     response and other exceptions are raised again."""
@@ -325,7 +325,7 @@ async def handle_user_exception(
 
 
 async def handle_http_exception(
-    app: Flask, e: HTTPException
+    app: App, e: HTTPException
 ) -> ResponseReturnValue | HTTPException:
     """Run the handler registered for an HTTP error, or answer with the error itself.
     Redirects from routing and errors without a code are never handled."""
@@ -337,7 +337,7 @@ async def handle_http_exception(
     return t.cast("ResponseReturnValue", await call(handler, e))
 
 
-async def handle_exception(app: Flask, e: Exception) -> Response:
+async def handle_exception(app: App, e: Exception) -> Response:
     """An unhandled exception: send ``got_request_exception``, then raise it again when
     exceptions propagate (testing, debug), else log it and answer 500 through the
     ``InternalServerError`` handler, which gets ``original_exception``."""
@@ -357,7 +357,7 @@ async def handle_exception(app: Flask, e: Exception) -> Response:
     return await finalize(app, server_error, from_error_handler=True)
 
 
-async def run_background_tasks(app: Flask, ctx: RequestContext) -> None:
+async def run_background_tasks(app: App, ctx: RequestContext) -> None:
     """Run the request's background tasks, in order, each with fresh copies of the
     contexts it was added in. A failure is logged and the next task runs."""
     tasks, ctx._background_tasks = ctx._background_tasks, []
@@ -376,21 +376,21 @@ async def run_background_tasks(app: Flask, ctx: RequestContext) -> None:
                     await rest
 
 
-def start_serving(app: Flask) -> Steps[None] | None:
+def start_serving(app: App) -> Steps[None] | None:
     """The steps running the ``before_serving`` callbacks in an app context; ``None``
     when there are none."""
     funcs = app.before_serving_funcs
     return _run_in_app_context(app, funcs) if funcs else None
 
 
-def stop_serving(app: Flask) -> Steps[None] | None:
+def stop_serving(app: App) -> Steps[None] | None:
     """The steps running the ``after_serving`` callbacks in an app context; ``None``
     when there are none."""
     funcs = app.after_serving_funcs
     return _run_in_app_context(app, funcs) if funcs else None
 
 
-async def _run_in_app_context(app: Flask, funcs: t.Iterable[t.Any]) -> None:
+async def _run_in_app_context(app: App, funcs: t.Iterable[t.Any]) -> None:
     # Each of ``funcs`` in turn inside a new app context; the context is popped, with its
     # teardown, whatever happens.
     app_ctx = app.app_context()
@@ -410,7 +410,7 @@ async def _run_in_app_context(app: Flask, funcs: t.Iterable[t.Any]) -> None:
             await rest
 
 
-def streams_request_body(app: Flask, ctx: RequestContext) -> bool:
+def streams_request_body(app: App, ctx: RequestContext) -> bool:
     """Whether the request's view reads its body as it arrives (marked with
     :func:`~ctxflask.stream_request_body`), so that no step may receive it ahead."""
     rule = ctx.request.url_rule

@@ -671,17 +671,18 @@ def test_app_context_popped_is_sent_after_a_teardown_that_raises(app, kind):
     def on_popped(sender, **extra):
         popped.append(has_app_context())
 
-    with ctxflask.appcontext_popped.connected_to(on_popped, app):
-        with pytest.raises(ValueError, match="teardown") as info, app.app_context():
-            pass
+    with (
+        ctxflask.appcontext_popped.connected_to(on_popped, app),
+        pytest.raises(ValueError, match="teardown") as info,
+        app.app_context(),
+    ):
+        pass
     assert info.value is error
     assert popped == [False]
     assert not has_app_context()
 
 
-def test_teardown_errors_of_a_request_reach_the_test_client_together(
-    app, client, kind
-):
+def test_teardown_errors_of_a_request_reach_the_test_client_together(app, client, kind):
     # Through either entry point: both teardowns run once, and their errors are raised
     # in one group where the request ends (the test client propagates them).
     ran = []

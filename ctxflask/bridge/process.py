@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import os
 import threading
+import weakref
 from collections.abc import Callable
 
 _pid = os.getpid()
+_all: weakref.WeakSet[OncePerProcess] = weakref.WeakSet()
 
 
 def _forked() -> None:
     global _pid
     _pid = os.getpid()
+    for once in list(_all):
+        once.done = False
 
 
 os.register_at_fork(after_in_child=_forked)
@@ -21,25 +25,22 @@ class OncePerProcess:
     """Runs a function once in this process, and again in each child forked after it
     ran; concurrent first callers wait for the one that runs it."""
 
-    __slots__ = ("_lock", "_ran_in")
+    __slots__ = ("__weakref__", "_lock", "done")
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._ran_in: int | None = None
-
-    @property
-    def done(self) -> bool:
-        """Whether it has run in this process."""
-        return self._ran_in == _pid
+        #: Whether it has run in this process (a plain attribute: read per request).
+        self.done = False
+        _all.add(self)
 
     def run(self, fn: Callable[[], object]) -> None:
         """Call ``fn()`` unless it has run in this process. If it raises, a later call
         tries again."""
         with self._lock:
-            if self._ran_in == _pid:
+            if self.done:
                 return
             fn()
-            self._ran_in = _pid
+            self.done = True
 
 
 def pid() -> int:

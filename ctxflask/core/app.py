@@ -620,9 +620,13 @@ class App(Scaffold):
         generator (sync or async; streamed), a response object, a WSGI callable, or a
         tuple ``(body, status)``, ``(body, headers)`` or ``(body, status, headers)``.
         """
-        response_class = self.response_class
-        if type(rv) is str and response_class._fast_init:
-            return response_class._from_bytes(rv.encode())  # the usual return value
+        # The usual return values first, without a call.
+        if type(rv) is str:
+            response_class = self.response_class
+            if response_class._fast_init:
+                return response_class._from_bytes(rv.encode())
+        elif type(rv) is dict:
+            return self.json.response(rv)
         return to_response(self, rv)
 
     def make_default_options_response(self) -> Response:

@@ -164,13 +164,16 @@ class AppContext(_PushedInWith):
         if rest is not None:
             bridge.run_steps(rest)
 
-    def _pop(self, exc: BaseException | None) -> bridge.Steps[None] | None:
-        """Pop, if it is the top context. With no teardown callback or signal due, it is
-        popped now and nothing is returned (no coroutine: every request pops); else the
-        steps that run them and pop, to run."""
-        top = _cv_app.get(None)
-        if top is not self:
-            raise _wrong_top("app", self, top)
+    def _pop(
+        self, exc: BaseException | None, checked: bool = False
+    ) -> bridge.Steps[None] | None:
+        """Pop, if it is the top context (``checked``: the caller saw it is). With no
+        teardown callback or signal due, it is popped now and nothing is returned (no
+        coroutine: every request pops); else the steps that run them and pop, to run."""
+        if not checked:
+            top = _cv_app.get(None)
+            if top is not self:
+                raise _wrong_top("app", self, top)
         last = len(self._tokens) == 1 and not self._torn_down
         app = self.app
         if appcontext_popped.receivers or (
@@ -353,7 +356,7 @@ class RequestContext(_PushedInWith):
         _cv_request.reset(token)
         if app_ctx is None:
             return None
-        return app_ctx._pop(exc)
+        return app_ctx._pop(exc, checked=True)
 
     async def _pop_steps(
         self, exc: BaseException | None, app_ctx: AppContext | None

@@ -461,9 +461,9 @@ def open_session(app: App, request: Request) -> SessionMixin:
     return session
 
 
-# Whether a session interface opens at the start of each request (may do I/O): by
-# interface, for the few an app uses.
-_eager: dict[int, tuple[SessionInterface, bool]] = {}
+# Whether a session interface opens at the start of each request (may do I/O), by
+# interface (hashed by identity), for the few an app uses.
+_eager: dict[SessionInterface, bool] = {}
 
 
 def opens_eagerly(interface: SessionInterface) -> bool:
@@ -471,15 +471,15 @@ def opens_eagerly(interface: SessionInterface) -> bool:
     request, and saves it at its end, as in Flask: an interface that may do I/O. The
     stock cookie interface (both methods marked nonblocking) opens on first use instead,
     so a request that never touches the session skips both."""
-    known = _eager.get(id(interface))
-    if known is None or known[0] is not interface:
-        lazy = is_nonblocking(interface.open_session) and is_nonblocking(
-            interface.save_session
+    eager = _eager.get(interface)
+    if eager is None:
+        eager = not (
+            is_nonblocking(interface.open_session)
+            and is_nonblocking(interface.save_session)
         )
-        known = (interface, not lazy)
         if len(_eager) < 64:
-            _eager[id(interface)] = known
-    return known[1]
+            _eager[interface] = eager
+    return eager
 
 
 def needs_refresh(app: App, request: Request) -> bool:

@@ -125,13 +125,10 @@ class Request(_WerkzeugRequest):
         return self._environ_get("HTTP_COOKIE") is not None
 
     @property
-    def _context_preserver(self) -> t.Callable[[t.Any], None] | None:
-        """What keeps this request's contexts for inspection after it ends, if anything
-        (the test client's ``werkzeug.debug.preserve_context``)."""
-        return t.cast(
-            "t.Callable[[t.Any], None] | None",
-            self._environ_get("werkzeug.debug.preserve_context"),
-        )
+    def _context_preserver(self) -> t.Any:
+        """What keeps this request's contexts for inspection after it ends, if anything:
+        the test client's ``werkzeug.debug.preserve_context``, a callable."""
+        return self._environ_get("werkzeug.debug.preserve_context")
 
     @property
     def max_content_length(self) -> int | None:
