@@ -268,6 +268,42 @@ def test_asgi_test_client_goes_through_the_assigned_middleware(app):
     assert response.headers["X-Middleware"] == "yes"
 
 
+@pytest.mark.anyio
+async def test_connection_classes_are_chosen_by_class_attribute(app, kind):
+    # ASGIApp picks a class per scope type: a subclass swaps one by its attribute, and
+    # the rest (here the lifespan) keep theirs.
+    from ctxflask.asgi import ASGIApp
+    from ctxflask.asgi import HTTPConnection
+
+    served: list[str] = []
+
+    class TracedHTTPConnection(HTTPConnection):
+        async def run(self) -> None:
+            served.append(self.request.path)
+            await super().run()
+
+    class TracedASGIApp(ASGIApp):
+        http_connection_class = TracedHTTPConnection
+
+    @app.get("/traced")
+    @variant(kind)
+    def traced():
+        return "traced"
+
+    started = []
+    app.before_serving(variant(kind)(lambda: started.append(True)))
+    app.asgi = TracedASGIApp(app)
+    async with asgi_client(app) as client:
+        response = await client.get("/traced")
+    assert response.text == "traced"
+    assert served == ["/traced"]
+    assert await run_lifespan(app) == [
+        {"type": "lifespan.startup.complete"},
+        {"type": "lifespan.shutdown.complete"},
+    ]
+    assert started == [True]
+
+
 # -- scope types -----------------------------------------------------------------------------
 
 
@@ -327,6 +363,20 @@ async def test_lifespan_startup_runs_before_serving_in_an_app_context(app, kind)
         {"type": "lifespan.shutdown.complete"},
     ]
     assert seen == [(app, "yes")]
+
+
+@pytest.mark.anyio
+async def test_lifespan_pushes_an_app_context_only_for_serving_callbacks(app, kind):
+    # ASGI-specific (the lifespan protocol): as under WSGI, an app without before_serving
+    # or after_serving callbacks gets no app context, so no teardown, at startup or
+    # shutdown; one with a startup callback gets one, torn down once.
+    torn_down = []
+    app.teardown_appcontext(variant(kind)(lambda exc: torn_down.append(exc)))
+    await run_lifespan(app)
+    assert torn_down == []
+    app.before_serving(variant(kind)(lambda: None))
+    await run_lifespan(app)
+    assert torn_down == [None]
 
 
 @pytest.mark.anyio
