@@ -761,6 +761,20 @@ async def test_streamed_chunked_request_body_over_limit_is_413_and_stops(app):
     assert conversation.consumed == 4
 
 
+@pytest.mark.anyio
+async def test_sync_body_read_in_a_streaming_view_explains_the_fix(app):
+    # ASGI-specific: a view marked @stream_request_body gets no body received ahead, and
+    # a sync accessor on the loop cannot wait for it: the error says what to do instead.
+    @app.post("/")
+    @stream_request_body
+    async def upload():
+        return request.get_data()
+
+    with pytest.raises(RuntimeError, match="read from the event loop") as info:
+        await request_with(app, "POST", "/", b"abc", b"def", headers=chunked())
+    assert "request.iter_body()" in str(info.value)
+
+
 # -- execution: worker threads and the loop --------------------------------------------------
 
 

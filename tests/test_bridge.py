@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
+import os
 import sys
 import threading
 
@@ -380,3 +381,173 @@ def test_shield_rest_is_a_no_op_for_the_sync_driver():
         return await bridge.call(lambda: "went on")
 
     assert bridge.run_steps(steps(), contextvars.copy_context()) == "went on"
+
+
+# -- a worker thread reaching its loop -------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_run_on_loop_awaits_on_the_loop_from_a_worker_thread():
+    loop_thread = threading.get_ident()
+
+    async def on_loop(x):
+        await anyio.lowlevel.checkpoint()
+        return x * 2, threading.get_ident()
+
+    pool = workers.Workers(object(), 2)
+    result = await pool.run(bridge.run_on_loop, on_loop, 21)
+    assert result == (42, loop_thread)
+
+
+@pytest.mark.anyio
+async def test_run_on_loop_from_the_loop_itself_says_so():
+    async def never():
+        raise AssertionError("not run")
+
+    with pytest.raises(
+        bridge.NotInWorkerThread, match="worker thread of the event loop"
+    ):
+        bridge.run_on_loop(never)
+
+
+def test_run_on_loop_from_a_plain_thread_says_so():
+    async def never():
+        raise AssertionError("not run")
+
+    errors = []
+
+    def plain():
+        try:
+            bridge.run_on_loop(never)
+        except bridge.NotInWorkerThread as e:
+            errors.append(e)
+
+    thread = threading.Thread(target=plain)
+    thread.start()
+    thread.join()
+    assert len(errors) == 1
+
+
+# -- a body from either side ------------------------------------------------------------------
+
+
+def _sync_chunks(log):
+    try:
+        yield "a"
+        yield b"b"
+        yield bytearray(var.get().encode())
+    finally:
+        log.append(("closed", var.get()))
+
+
+async def _async_chunks(log):
+    try:
+        yield "a"
+        await anyio.lowlevel.checkpoint()
+        yield b"b"
+        yield bytearray(var.get().encode())
+    finally:
+        log.append(("closed", var.get()))
+
+
+@pytest.mark.parametrize("make", [_sync_chunks, _async_chunks])
+def test_iterate_body_from_sync_code_gives_bytes_made_in_the_context(make):
+    ctx = contextvars.copy_context()
+    ctx.run(var.set, "ctx")
+    log = []
+    body = bridge.iterate_body(make(log), ctx)
+    assert list(body) == [b"a", b"b", b"ctx"]
+    body.close()
+    body.close()  # once
+    assert log == [("closed", "ctx")]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("make", [_sync_chunks, _async_chunks])
+async def test_iterate_body_from_async_code_gives_bytes_made_in_the_context(make):
+    ctx = contextvars.copy_context()
+    ctx.run(var.set, "ctx")
+    log = []
+    body = bridge.iterate_body(make(log), ctx, workers.Workers(object(), 1))
+    assert [chunk async for chunk in body] == [b"a", b"b", b"ctx"]
+    await body.aclose()
+    await body.aclose()  # once
+    assert log == [("closed", "ctx")]
+    assert var.get() == "unset"
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("make", [_sync_chunks, _async_chunks])
+async def test_iterate_body_closed_early_runs_the_generators_finally(make):
+    ctx = contextvars.copy_context()
+    ctx.run(var.set, "ctx")
+    log = []
+    body = bridge.iterate_body(make(log), ctx, workers.Workers(object(), 1))
+    assert await body.__anext__() == b"a"
+    await body.aclose()
+    assert log == [("closed", "ctx")]
+
+
+# -- once per process -------------------------------------------------------------------------
+
+
+def test_once_per_process_runs_once_and_again_after_a_failure():
+    once = bridge.OncePerProcess()
+    runs = []
+
+    def fails():
+        runs.append("fails")
+        raise RuntimeError("not yet")
+
+    with pytest.raises(RuntimeError):
+        once.run(fails)
+    assert not once.done
+    once.run(lambda: runs.append("runs"))
+    once.run(lambda: runs.append("again"))
+    assert once.done
+    assert runs == ["fails", "runs"]
+
+
+def test_once_per_process_runs_once_for_concurrent_first_callers():
+    once = bridge.OncePerProcess()
+    runs = []
+    barrier = threading.Barrier(8)
+
+    def slow():
+        runs.append(threading.get_ident())
+        threading.Event().wait(0.05)
+
+    def caller():
+        barrier.wait()
+        once.run(slow)
+
+    threads = [threading.Thread(target=caller) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(runs) == 1
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_once_per_process_runs_again_in_a_forked_child():
+    once = bridge.OncePerProcess()
+    once.run(lambda: None)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report, and leave without running the parent's cleanup
+        try:
+            ran = []
+            before = once.done
+            once.run(lambda: ran.append(True))
+            os.write(write, f"{before} {ran == [True]} {once.done}".encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    try:
+        report = os.read(read, 100).decode()
+    finally:
+        os.close(read)
+        os.waitpid(pid, 0)
+    assert report == "False True True"
+    assert once.done
