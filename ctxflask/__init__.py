@@ -11,6 +11,7 @@ from . import json as json
 from .app import Flask as Flask
 from .asgi import Websocket as Websocket
 from .blueprints import Blueprint as Blueprint
+from .bridge import in_thread as in_thread
 from .bridge import nonblocking as nonblocking
 from .core.config import Config as Config
 from .core.ctx import after_this_request as after_this_request
@@ -85,6 +86,7 @@ __all__ = [
     "got_request_exception",
     "has_app_context",
     "has_request_context",
+    "in_thread",
     "json",
     "jsonify",
     "make_response",

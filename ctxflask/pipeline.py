@@ -30,7 +30,9 @@ from werkzeug.exceptions import InternalServerError
 from werkzeug.routing import RoutingException
 from werkzeug.routing import WebsocketMismatch
 
+from . import bridge
 from .bridge import call
+from .bridge import is_async_callable
 from .bridge import Ready
 from .bridge import shield_rest
 from .core.ctx import _fresh_copies
@@ -45,6 +47,8 @@ from .core.signals import got_request_exception
 from .core.signals import request_finished
 from .core.signals import request_started
 from .core.signals import send_steps
+
+T = t.TypeVar("T")
 
 if t.TYPE_CHECKING:
     from .bridge import Steps
@@ -418,3 +422,56 @@ def streams_request_body(app: App, ctx: RequestContext) -> bool:
         return False
     view = app.view_functions.get(rule.endpoint)
     return getattr(view, "__ctxflask_streams_body__", False) is True
+
+
+class RequestWorkers:
+    """Where one request's work for worker threads goes under ASGI, chosen at its first
+    trip, once routing has matched its view.
+
+    A request served by a sync view sends it to one pool of the app's, a request served
+    by an async view to another (of the same size): slow sync views that fill their pool
+    never hold up the sync hooks of async views. With ``async_in_thread``
+    (``ASYNC_STEPS = "thread"``) all of a request's trips go to one thread, a pinned
+    session, so that its async steps share that thread's event loop as they share the
+    server's in "loop" mode; :meth:`aclose` ends the session when the request is done.
+    """
+
+    __slots__ = ("_runner", "_session", "async_in_thread", "ctx", "lanes")
+
+    def __init__(
+        self,
+        ctx: RequestContext,
+        lanes: tuple[bridge.Workers, bridge.Workers],
+        async_in_thread: bool,
+    ) -> None:
+        self.ctx = ctx
+        self.lanes = lanes  # (sync views, async views)
+        self.async_in_thread = async_in_thread
+        self._runner: t.Any = None
+        self._session: t.Any = None
+
+    async def run(self, fn: t.Callable[..., T], /, *args: t.Any) -> T:
+        """Call ``fn(*args)`` in a worker thread of this request's lane."""
+        runner = self._runner
+        if runner is None:
+            runner = self._runner = self._choose()
+        result: T = await runner.run(fn, *args)
+        return result
+
+    def _choose(self) -> t.Any:
+        request = self.ctx.request
+        view = (
+            None
+            if request.url_rule is None
+            else self.ctx.app.view_functions.get(request.url_rule.endpoint)
+        )
+        workers = self.lanes[1 if view is not None and is_async_callable(view) else 0]
+        if self.async_in_thread:
+            self._session = workers.session()
+            return self._session
+        return workers
+
+    async def aclose(self) -> None:
+        """End the request's pinned session, if it has one."""
+        if self._session is not None:
+            await self._session.aclose()

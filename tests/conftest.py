@@ -33,16 +33,21 @@ def app() -> ctxflask.Flask:
     return app
 
 
-@pytest.fixture(params=["wsgi", "asgi"])
+@pytest.fixture(params=["wsgi", "asgi", "asgi-thread"])
 def entry_point(request: pytest.FixtureRequest) -> str:
-    """The entry point a test's ``client`` goes through: ``app`` or ``app.asgi``."""
+    """The entry point a test's ``client`` goes through: ``app``, or ``app.asgi`` with
+    async steps on the server's loop (``ASYNC_STEPS = "loop"``) or in worker threads
+    (``"thread"``)."""
     return request.param
 
 
 @pytest.fixture
 def client(app: ctxflask.Flask, entry_point: str):
-    """The test client, once through the WSGI and once through the ASGI entry point."""
-    return app.test_client(asgi=entry_point == "asgi")
+    """The test client, through the WSGI and through the ASGI entry point, in both of
+    its modes."""
+    if entry_point == "asgi-thread":
+        app.config["ASYNC_STEPS"] = "thread"
+    return app.test_client(asgi=entry_point != "wsgi")
 
 
 @pytest_asyncio.fixture

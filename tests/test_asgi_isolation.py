@@ -35,11 +35,12 @@ def _sync_pause() -> None:
     time.sleep(random.choice((0, 0.0002, 0.0005)))
 
 
-def mixed_app(log: dict[str, list[tuple[str, ...]]]) -> Flask:
+def mixed_app(log: dict[str, list[tuple[str, ...]]], mode: str = "loop") -> Flask:
     """Hooks and views of both kinds; which one runs depends on the request's id, so
     concurrent requests mix them. Each step records what it sees of the four stores."""
     app = Flask(__name__)
     app.secret_key = "isolation"
+    app.config["ASYNC_STEPS"] = mode
 
     def record(step: str) -> None:
         log.setdefault(request.args["id"], []).append((step, *_seen()))
@@ -161,10 +162,14 @@ def _requests(n):
     ]
 
 
+MODES = ["loop", "thread"]  # ASYNC_STEPS: async steps on the server's loop, in threads
+
+
 @pytest.mark.asyncio
-async def test_a_thousand_gathered_requests_each_see_only_their_own():
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_thousand_gathered_requests_each_see_only_their_own(mode):
     log: dict[str, list[tuple[str, ...]]] = {}
-    app = mixed_app(log)
+    app = mixed_app(log, mode)
     bodies: dict[str, tuple[str, str]] = {}
 
     async with asgi_client(app) as client:
@@ -185,9 +190,10 @@ def anyio_backend():
 
 
 @pytest.mark.anyio
-async def test_concurrent_trio_tasks_each_see_only_their_own():
+@pytest.mark.parametrize("mode", MODES)
+async def test_concurrent_trio_tasks_each_see_only_their_own(mode):
     log: dict[str, list[tuple[str, ...]]] = {}
-    app = mixed_app(log)
+    app = mixed_app(log, mode)
     bodies: dict[str, tuple[str, str]] = {}
 
     async with asgi_client(app) as client:

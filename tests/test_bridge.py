@@ -291,7 +291,7 @@ async def test_run_steps_async_lets_the_steps_await_async_callables_themselves()
 
 
 @pytest.mark.anyio
-async def test_run_steps_async_runs_before_async_before_each_async_callable():
+async def test_run_steps_async_runs_before_step_before_each_async_callable():
     order = []
 
     async def before(invoke):
@@ -307,7 +307,7 @@ async def test_run_steps_async_runs_before_async_before_each_async_callable():
         order.append("between")
 
     steps = _steps([first, between, second], [])
-    await bridge.run_steps_async(steps, contextvars.copy_context(), before_async=before)
+    await bridge.run_steps_async(steps, contextvars.copy_context(), before_step=before)
     assert order == ["before first", "first", "between", "before second", "second"]
 
 

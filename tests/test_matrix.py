@@ -22,7 +22,8 @@ from tests.support import variant
 
 VIEW_KINDS = ("sync", "async", "sync generator", "async generator")
 HOOK_KINDS = ("sync", "async")
-ENTRY_POINTS = ("wsgi", "asgi")
+#: ASGI in both modes of ASYNC_STEPS: async steps on the loop, or in worker threads.
+ENTRY_POINTS = ("wsgi", "asgi", "asgi-thread")
 
 step_var: contextvars.ContextVar[str] = contextvars.ContextVar(
     "step_var", default="unset"
@@ -136,7 +137,9 @@ def test_every_combination_serves_the_same_request_the_same_way(
 ):
     seen: list[tuple[str, ...]] = []
     app = build_app(view_kind, hook_kind, seen)
-    client = app.test_client(asgi=entry_point == "asgi")
+    if entry_point == "asgi-thread":
+        app.config["ASYNC_STEPS"] = "thread"
+    client = app.test_client(asgi=entry_point != "wsgi")
 
     response = client.get("/hello?who=ann", buffered=True)
 

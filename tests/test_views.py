@@ -9,6 +9,7 @@ import typing as t
 
 import pytest
 
+import ctxflask
 from ctxflask import Blueprint
 from ctxflask import g
 from ctxflask import request
@@ -511,9 +512,15 @@ def test_method_view_mixing_sync_and_async_handlers_runs_both(app, client):
 
 def test_async_handlers_run_on_the_loop_and_sync_ones_off_it(app, client, entry_point):
     """Under ASGI a sync handler runs in a worker thread, never on the event loop's
-    thread, and an async one on the event loop; under WSGI both run on the server's
-    thread (async ones on its event loop)."""
+    thread, and an async one on the event loop (in "thread" mode, in a worker thread
+    too); under WSGI both run on the server's thread (async ones on its event loop)."""
     threads: dict[str, int] = {}
+    loop_threads: set[int] = set()
+
+    @app.before_request
+    @ctxflask.nonblocking
+    def where_the_loop_runs():  # on the loop under ASGI, in both modes
+        loop_threads.add(threading.get_ident())
 
     class SyncOnly(MethodView):
         def get(self):
@@ -543,7 +550,9 @@ def test_async_handlers_run_on_the_loop_and_sync_ones_off_it(app, client, entry_
     assert client.get("/mixed").text == "mixed sync"
     assert client.post("/mixed").text == "mixed async"
 
-    if entry_point == "asgi":
+    if entry_point == "asgi-thread":
+        assert not loop_threads & set(threads.values())
+    elif entry_point == "asgi":
         assert threads["sync"] != threads["async"]
         assert threads["mixed sync"] != threads["async"]
         assert threads["mixed async"] == threads["async"]

@@ -44,8 +44,10 @@ class ASGIApp:
         #: Background tasks running now, in this process (lifespan shutdown waits).
         self.running_tasks = 0
         self._tasks_done: anyio.Event | None = None
-        #: The app's worker threads, set at the first request (its config is read then).
-        self.workers: bridge.Workers | None = None
+        #: The app's worker threads, by lane (sync views, async views), and whether
+        #: async steps run in them: read from the config at the first request.
+        self.lanes: tuple[bridge.Workers, bridge.Workers] | None = None
+        self.async_in_thread = False
         # The request class, and whether requests of a scope may skip the environ.
         self._fast_requests: tuple[type[Request], bool] | None = None
 
@@ -63,10 +65,13 @@ class ASGIApp:
                 " and 'lifespan' scopes."
             )
 
-    def find_workers(self) -> bridge.Workers:
-        """The app's worker threads, from its config."""
-        workers = self.workers = self.app._workers()
-        return workers
+    def configure(self) -> tuple[bridge.Workers, bridge.Workers]:
+        """Read how the app runs its steps from its config (``WORKER_THREADS``,
+        ``ASYNC_STEPS``): once, when it starts serving."""
+        app = self.app
+        self.async_in_thread = app._async_steps_in_thread()
+        lanes = self.lanes = (app._workers("sync views"), app._workers("async views"))
+        return lanes
 
     def request_context(self, source: ScopeEnviron) -> RequestContext:
         """The request context of a scope. Its request is made without building its

@@ -104,7 +104,13 @@ class ASGIBody(AsyncBody):
         buffer = bytearray(64 * 1024)
         while size := self._take(buffer):
             yield bytes(buffer[:size])
-        while chunk := await self.receive_chunk():
+        # On the server's loop, or from a worker thread's own loop ("thread" mode).
+        receive = (
+            self.receive_chunk
+            if not bridge.in_worker_thread()
+            else lambda: bridge.await_on_loop(self.receive_chunk)
+        )
+        while chunk := await receive():
             yield chunk
 
     # -- sync side (worker threads) --------------------------------------------------

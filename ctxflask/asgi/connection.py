@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextvars
 import typing as t
 
+from .. import pipeline
 from .body import ASGIBody
 from .body import NO_BODY
 from .body import NoBody
@@ -42,8 +43,10 @@ class Connection:
         self.ctx = contextvars.copy_context()
         self.req_ctx: RequestContext = asgi.request_context(source)
         self.request = self.req_ctx.request
-        #: The app's worker threads, for this request's sync work.
-        self.workers = asgi.workers or asgi.find_workers()
+        #: Where this request's work for worker threads goes.
+        self.workers = pipeline.RequestWorkers(
+            self.req_ctx, asgi.lanes or asgi.configure(), asgi.async_in_thread
+        )
 
     async def run(self) -> None:
         """Serve the connection to its end."""

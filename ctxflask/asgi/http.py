@@ -24,18 +24,23 @@ class HTTPConnection(Connection):
 
     async def run(self) -> None:
         app, ctx, req_ctx = self.app, self.ctx, self.req_ctx
-        response, error, finished = await bridge.run_steps_async(
-            pipeline.handle_request(app, req_ctx),
-            ctx,
-            self.workers,
-            before_async=None if self.body is NO_BODY else self._receive_body_for_async,
-        )
-        if finished:
-            await self._send_complete(response)
-        else:
-            await self._send_streamed(response, error)
-        if req_ctx._background_tasks:
-            await self._run_background_tasks()
+        try:
+            response, error, finished = await bridge.run_steps_async(
+                pipeline.handle_request(app, req_ctx),
+                ctx,
+                self.workers,
+                None if self.body is NO_BODY else self._receive_body_for_async,
+                self.asgi.async_in_thread,
+            )
+            if finished:
+                await self._send_complete(response)
+            else:
+                await self._send_streamed(response, error)
+            if req_ctx._background_tasks:
+                await self._run_background_tasks()
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self.workers.aclose()
 
     async def _run_background_tasks(self) -> None:
         # After the last byte went out, in this request's task: the server's graceful
@@ -46,6 +51,7 @@ class HTTPConnection(Connection):
                 pipeline.run_background_tasks(self.app, self.req_ctx),
                 self.ctx,
                 self.workers,
+                async_in_thread=self.asgi.async_in_thread,
             )
         finally:
             self.asgi.running_tasks -= 1
@@ -115,7 +121,9 @@ class HTTPConnection(Connection):
         """Send a generator's chunks as they come, inside the request's contexts; then
         close it and tear down, once, however the stream ended: at its end, by an error,
         or because the client went away (``http.disconnect``, or ``send`` failing)."""
-        chunks = bridge.iterate_body(response.response, self.ctx, self.workers)
+        chunks = bridge.iterate_body(
+            response.response, self.ctx, self.workers, self.asgi.async_in_thread
+        )
         failure: Exception | None = None
         try:
             start, has_body = self._start(response)
@@ -147,6 +155,7 @@ class HTTPConnection(Connection):
                         pipeline.finish_request(self.app, self.req_ctx, error),
                         self.ctx,
                         self.workers,
+                        async_in_thread=self.asgi.async_in_thread,
                     )
         if failure is not None and not isinstance(failure, OSError):
             # Headers went out: raising makes the server close the connection.

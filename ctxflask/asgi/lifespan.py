@@ -60,7 +60,10 @@ class Lifespan:
         try:
             if steps is not None:
                 await bridge.run_steps_async(
-                    steps, contextvars.copy_context(), self.app._workers()
+                    steps,
+                    contextvars.copy_context(),
+                    self.app._workers(),
+                    async_in_thread=self.app._async_steps_in_thread(),
                 )
         except BaseException as e:
             logger.exception("ctxflask %s failed", phase)

@@ -40,13 +40,17 @@ F = t.TypeVar("F", bound=Callable[..., Coroutine[t.Any, t.Any, t.Any]])
 
 def _either_side(method: F) -> F:
     """Make an async method usable from a sync handler too: on the event loop it returns
-    the coroutine; in a worker thread it runs it on the loop and waits."""
+    the coroutine; in a worker thread it runs it on the loop and waits -- or, for an
+    async handler on that thread's own loop ("thread" mode), returns an awaitable of it."""
 
     @functools.wraps(method)
     def wrapper(self: Websocket, *args: t.Any, **kwargs: t.Any) -> t.Any:
         if not bridge.in_worker_thread():
             return method(self, *args, **kwargs)
-        return bridge.run_on_loop(functools.partial(method, self, *args, **kwargs))
+        call = functools.partial(method, self, *args, **kwargs)
+        if bridge.on_worker_loop():  # an async handler in "thread" mode
+            return bridge.await_on_loop(call)
+        return bridge.run_on_loop(call)
 
     return t.cast(F, wrapper)
 
@@ -194,12 +198,16 @@ class WebsocketConnection(Connection):
                 pipeline.handle_websocket(self.app, self.req_ctx),
                 self.ctx,
                 self.workers,
+                async_in_thread=self.asgi.async_in_thread,
             )
         except BaseException:
             # Raised on (testing, or cancelled): the client still gets an ending.
             with anyio.CancelScope(shield=True):
                 await self._end(None, failed=True)
+                await self.workers.aclose()
             raise
+        with anyio.CancelScope(shield=True):
+            await self.workers.aclose()
         await self._end(response, failed=error is not None)
 
     async def _end(self, response: Response | None, failed: bool) -> None:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from .body import BodyIterator as BodyIterator
 from .body import iterate_body as iterate_body
+from .callables import in_thread as in_thread
 from .callables import is_async_callable as is_async_callable
 from .callables import is_nonblocking as is_nonblocking
 from .callables import nonblocking as nonblocking
@@ -31,14 +32,17 @@ from .contexts import copy_back as copy_back
 from .contexts import pinned as pinned
 from .drivers import run_steps as run_steps
 from .drivers import run_steps_async as run_steps_async
+from .drivers import Runner as Runner
 from .process import OncePerProcess as OncePerProcess
 from .steps import call as call
 from .steps import Invoke as Invoke
 from .steps import Ready as Ready
 from .steps import shield_rest as shield_rest
 from .steps import Steps as Steps
+from .thread_loop import await_on_loop as await_on_loop
 from .thread_loop import call_in as call_in
 from .thread_loop import cancel_leftover_tasks as cancel_leftover_tasks
+from .thread_loop import on_worker_loop as on_worker_loop
 from .thread_loop import run_awaitable as run_awaitable
 from .workers import in_worker_thread as in_worker_thread
 from .workers import NotInWorkerThread as NotInWorkerThread

@@ -18,8 +18,12 @@ from collections.abc import AsyncIterable
 from collections.abc import Iterable
 
 from .contexts import pinned
+from .thread_loop import _run_on_thread_loop
 from .thread_loop import run_awaitable
 from .workers import Workers
+
+if t.TYPE_CHECKING:
+    from .drivers import Runner
 
 _END: t.Any = object()
 
@@ -33,18 +37,22 @@ def _as_bytes(chunk: t.Any) -> bytes:
 class BodyIterator:
     """The chunks of a body, as bytes, produced inside ``ctx``: iterate it with ``for``
     (then :meth:`close`) from sync code, or ``async for`` (then :meth:`aclose`) from an
-    event loop, where sync chunks come from ``workers``."""
+    event loop, where sync chunks come from ``workers`` -- and async ones too with
+    ``async_in_thread``, on the worker thread's own loop (give a pinned session then, so
+    that every chunk is made on the same thread and loop)."""
 
-    __slots__ = ("closed", "ctx", "is_async", "iterator", "workers")
+    __slots__ = ("async_in_thread", "closed", "ctx", "is_async", "iterator", "workers")
 
     def __init__(
         self,
         source: Iterable[t.Any] | AsyncIterable[t.Any],
         ctx: contextvars.Context,
-        workers: Workers | None = None,
+        workers: Runner | None = None,
+        async_in_thread: bool = False,
     ) -> None:
         self.ctx = ctx
-        self.workers = workers or Workers()
+        self.workers: Runner = workers or Workers()
+        self.async_in_thread = async_in_thread
         self.is_async = isinstance(source, AsyncIterable) and not isinstance(
             source, Iterable
         )
@@ -90,7 +98,11 @@ class BodyIterator:
         return self
 
     async def __anext__(self) -> bytes:
-        if self.is_async:
+        if self.is_async and self.async_in_thread:
+            chunk = await self.workers.run(
+                _run_on_thread_loop, self.iterator.__anext__, self.ctx
+            )
+        elif self.is_async:
             chunk = await pinned(self.iterator.__anext__(), self.ctx)
         else:
             chunk = await self.workers.run(self.ctx.run, next, self.iterator, _END)
@@ -106,7 +118,9 @@ class BodyIterator:
         self.closed = True
         if self.is_async:
             aclose = getattr(self.iterator, "aclose", None)
-            if aclose is not None:
+            if aclose is not None and self.async_in_thread:
+                await self.workers.run(_run_on_thread_loop, aclose, self.ctx)
+            elif aclose is not None:
                 await pinned(aclose(), self.ctx)
         else:
             close = getattr(self.iterator, "close", None)
@@ -117,8 +131,9 @@ class BodyIterator:
 def iterate_body(
     source: Iterable[t.Any] | AsyncIterable[t.Any],
     ctx: contextvars.Context,
-    workers: Workers | None = None,
+    workers: Runner | None = None,
+    async_in_thread: bool = False,
 ) -> BodyIterator:
     """The chunks of ``source`` as bytes, produced inside ``ctx`` (see
     :class:`BodyIterator`)."""
-    return BodyIterator(source, ctx, workers)
+    return BodyIterator(source, ctx, workers, async_in_thread)

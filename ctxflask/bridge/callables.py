@@ -1,5 +1,11 @@
-"""What kind of callable a step hands to the bridge: async, or sync and cheap enough for
-the event loop."""
+"""What kind of callable a step hands to the bridge, and so where the async driver runs it:
+
+- a sync callable: in a worker thread (the default), or on the loop if marked
+  :func:`nonblocking`;
+- an async callable: on the loop (the default, ``ASYNC_STEPS = "loop"``), or in a worker
+  thread on that thread's own event loop if marked :func:`in_thread` (or in ``"thread"``
+  mode, for every async callable).
+"""
 
 from __future__ import annotations
 
@@ -30,6 +36,38 @@ def is_async_callable(fn: Callable[..., t.Any]) -> bool:
     )
 
 
+#: Where the async driver runs a callable (see :func:`placement`).
+IN_WORKER = 0  # a sync callable: in a worker thread
+ON_LOOP = 1  # an async callable: awaited on the loop, unless in "thread" mode
+IN_WORKER_LOOP = 2  # an async callable marked in_thread: on a worker thread's own loop
+NONBLOCKING = 3  # a sync callable marked nonblocking: called on the loop
+
+_placements: dict[Callable[..., t.Any], int] = {}
+
+
+def placement(fn: Callable[..., t.Any]) -> int:
+    """Where the async driver runs ``fn``: :data:`IN_WORKER`, :data:`ON_LOOP`,
+    :data:`IN_WORKER_LOOP` or :data:`NONBLOCKING` (remembered for plain functions)."""
+    if type(fn) is types.FunctionType:
+        try:
+            return _placements[fn]
+        except KeyError:
+            pass
+    if is_async_callable(fn):
+        where = IN_WORKER_LOOP if _marked(fn, "__ctxflask_in_thread__") else ON_LOOP
+    else:
+        where = NONBLOCKING if _marked(fn, "__ctxflask_nonblocking__") else IN_WORKER
+    if type(fn) is types.FunctionType:
+        _placements[fn] = where
+    return where
+
+
+def _marked(fn: Callable[..., t.Any], mark: str) -> bool:
+    while isinstance(fn, functools.partial):
+        fn = fn.func
+    return getattr(fn, mark, False) is True
+
+
 def nonblocking(fn: F) -> F:
     """Mark a sync callable as cheap and free of blocking I/O.
 
@@ -44,3 +82,24 @@ def nonblocking(fn: F) -> F:
 def is_nonblocking(fn: Callable[..., t.Any]) -> bool:
     """Whether ``fn`` is marked with :func:`nonblocking`."""
     return getattr(fn, "__ctxflask_nonblocking__", False) is True
+
+
+def in_thread(fn: F) -> F:
+    """Mark an async callable (a view, hook, error handler, teardown) to run, under ASGI, in
+    a worker thread on that thread's own event loop instead of on the server's loop: for
+    async code that calls blocking code (a database driver, an extension), which would
+    otherwise stall every request on the loop. The mirror of :func:`nonblocking`; the
+    ``ASYNC_STEPS = "thread"`` setting does the same for every async callable. Under WSGI
+    async callables run that way already.
+
+    :raises TypeError: ``fn`` is not an async callable (a sync one runs in a worker thread
+        anyway).
+    """
+    if not is_async_callable(fn):
+        raise TypeError(
+            f"@in_thread marks async callables, and {fn!r} is sync: under ASGI a sync"
+            " callable runs in a worker thread already. Fix: remove the mark, or make the"
+            " function `async def`."
+        )
+    fn.__ctxflask_in_thread__ = True  # type: ignore[attr-defined]
+    return fn

@@ -7,8 +7,10 @@
   callables are awaited on the loop, by the steps themselves: there is no trip through the
   driver, whose only work is then to pass up to the loop what they wait on. Sync ones run
   in a bounded pool of worker threads. Consecutive sync callables share one trip to a
-  worker thread: the driver itself moves to the thread and comes back at the next async
-  callable.
+  worker thread: the driver itself moves to the thread and comes back at the next
+  callable that runs on the loop. Async callables marked ``in_thread`` (every async
+  callable, with ``async_in_thread``) travel with the sync ones, and run on the worker
+  thread's own event loop.
 
 Every callable runs inside the request's own :class:`contextvars.Context` (not a copy of it),
 so whatever one step sets -- ``g``, the session, any ``ContextVar`` -- the next step sees,
@@ -26,8 +28,11 @@ from collections.abc import Generator
 
 import anyio
 
-from .callables import is_async_callable
-from .callables import is_nonblocking
+from .callables import IN_WORKER
+from .callables import IN_WORKER_LOOP
+from .callables import NONBLOCKING
+from .callables import ON_LOOP
+from .callables import placement
 from .contexts import Pinned
 from .steps import driver_state
 from .steps import Invoke
@@ -36,9 +41,20 @@ from .steps import ShieldRest
 from .steps import Steps
 from .thread_loop import call_in
 from .thread_loop import call_sync
+from .thread_loop import own_loops
 from .workers import Workers
 
 T = t.TypeVar("T")
+R = t.TypeVar("R")
+
+
+class Runner(t.Protocol):
+    """Where the async driver sends work for worker threads: a :class:`~.workers.Workers`
+    handle, a pinned session of one, or a chooser of either."""
+
+    async def run(self, fn: Callable[..., R], /, *args: t.Any) -> R:
+        """Call ``fn(*args)`` in a worker thread and return what it returns."""
+        ...
 
 
 def _resume(
@@ -101,23 +117,41 @@ class _Wait:
         return (yield self.request)
 
 
+def _to_worker(fn: Callable[..., t.Any], async_in_thread: bool) -> bool:
+    """Whether the async driver runs ``fn`` in a worker thread."""
+    where = placement(fn)
+    return where in _WORKER_PLACES or (async_in_thread and where == ON_LOOP)
+
+
+_WORKER_PLACES = (IN_WORKER, IN_WORKER_LOOP)
+
+
 def _steps_in_thread(
-    steps: Steps[t.Any], ctx: contextvars.Context, invoke: Invoke
+    steps: Steps[t.Any], ctx: contextvars.Context, invoke: Invoke, async_in_thread: bool
 ) -> Invoke | Ready[t.Any] | ShieldRest:
-    """In a worker thread: run sync callables and the steps between them, until the steps
-    ask for an async callable or a shield (returned, for the loop) or end."""
-    while True:
-        value: t.Any = None
-        error: BaseException | None = None
-        try:
-            value = call_sync(invoke.fn, invoke.args, invoke.kwargs, ctx)
-        except BaseException as e:
-            error = e
-        outcome = _resume(steps, ctx, value, error)
-        del error
-        if type(outcome) is not Invoke or is_async_callable(outcome.fn):
-            return outcome
-        invoke = outcome
+    """In a worker thread: run callables and the steps between them, until the steps ask
+    for a callable that runs on the loop or a shield (returned, for the loop) or end.
+    Async callables run on this thread's own loop; so does async code that sync code
+    reaches (``ensure_sync``) with ``async_in_thread``."""
+    own = own_loops.active
+    own_loops.active = async_in_thread
+    try:
+        while True:
+            value: t.Any = None
+            error: BaseException | None = None
+            try:
+                value = call_sync(invoke.fn, invoke.args, invoke.kwargs, ctx)
+            except BaseException as e:
+                error = e
+            outcome = _resume(steps, ctx, value, error)
+            del error
+            if type(outcome) is not Invoke or not _to_worker(
+                outcome.fn, async_in_thread
+            ):
+                return outcome
+            invoke = outcome
+    finally:
+        own_loops.active = own
 
 
 _DEFAULT_WORKERS = Workers()
@@ -126,23 +160,28 @@ _DEFAULT_WORKERS = Workers()
 async def run_steps_async(
     steps: Steps[T],
     ctx: contextvars.Context,
-    workers: Workers | None = None,
-    before_async: Callable[[Invoke], Awaitable[None]] | None = None,
+    workers: Runner | None = None,
+    before_step: Callable[[Invoke], Awaitable[None]] | None = None,
+    async_in_thread: bool = False,
 ) -> T:
     """From async code: run pipeline steps to their end inside ``ctx``; return their result.
 
     Async callables are awaited on the loop, by the steps themselves; a run of sync
     callables, with the steps between them, goes to one thread of ``workers`` (``None``:
-    the loop's default pool) and comes back at the next async callable.
-    ``before_async(invoke)``, if given, is awaited before each async callable, which the
-    driver then runs; what it raises is thrown into the steps as if the callable had
-    raised it.
+    the loop's default pool) and comes back at the next callable that runs on the loop.
+    With ``async_in_thread`` (``ASYNC_STEPS = "thread"``), async callables go to the worker
+    threads too, and run on each thread's own event loop; so do, in any mode, async
+    callables marked ``in_thread``.
+    ``before_step(invoke)``, if given, is awaited before each callable that runs on the
+    loop (a ``nonblocking`` one aside); what it raises is thrown into the steps as if the
+    callable had raised it.
 
     The steps are never abandoned: cancelling the task throws the cancellation into them
     where they wait; from a :func:`~.steps.shield_rest` on, they run shielded from it.
     """
-    # Without ``before_async``, the steps await async callables themselves (see call()).
-    inline = before_async is None
+    # Without ``before_step`` and in "loop" mode, the steps await async callables
+    # themselves (see call()).
+    inline = before_step is None and not async_in_thread
     state = driver_state
     value: t.Any = None
     error: BaseException | None = None
@@ -162,27 +201,27 @@ async def run_steps_async(
             error = None
         value = None
         try:
-            if (
-                type(outcome) is Invoke
-                and not is_async_callable(outcome.fn)
-                and not is_nonblocking(outcome.fn)
-            ):
+            if type(outcome) is Invoke and _to_worker(outcome.fn, async_in_thread):
                 if workers is None:
                     workers = _DEFAULT_WORKERS
-                after = await workers.run(_steps_in_thread, steps, ctx, outcome)
+                after = await workers.run(
+                    _steps_in_thread, steps, ctx, outcome, async_in_thread
+                )
                 if type(after) is Ready:
                     result = after.value
                     return result
-                outcome = after  # an async callable to run, or a shield_rest()
+                outcome = after  # a callable for the loop, or a shield_rest()
             if type(outcome) is not Invoke:
                 if type(outcome) is ShieldRest:
-                    return await _run_shielded(steps, ctx, workers, before_async)
+                    return await _run_shielded(
+                        steps, ctx, workers, before_step, async_in_thread
+                    )
                 # An async callable awaited in the steps waits on the loop.
                 value = await _Wait(outcome)
                 continue
             fn = outcome.fn
-            if before_async is not None and not is_nonblocking(fn):
-                await before_async(outcome)
+            if before_step is not None and placement(fn) != NONBLOCKING:
+                await before_step(outcome)
             value = ctx.run(fn, *outcome.args, **outcome.kwargs)
             if type(value) is types.CoroutineType:
                 # Most coroutines of a view end without waiting: step once before
@@ -203,10 +242,13 @@ async def run_steps_async(
 async def _run_shielded(
     steps: Steps[T],
     ctx: contextvars.Context,
-    workers: Workers | None,
-    before_async: Callable[[Invoke], Awaitable[None]] | None,
+    workers: Runner | None,
+    before_step: Callable[[Invoke], Awaitable[None]] | None,
+    async_in_thread: bool,
 ) -> T:
     # The steps wait at a shield_rest(): resume them from there, shielded.
     with anyio.CancelScope(shield=True):
-        result = await run_steps_async(steps, ctx, workers, before_async)
+        result = await run_steps_async(
+            steps, ctx, workers, before_step, async_in_thread
+        )
     return result

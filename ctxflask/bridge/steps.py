@@ -15,7 +15,8 @@ from collections.abc import Callable
 from collections.abc import Coroutine
 from collections.abc import Generator
 
-from .callables import is_async_callable
+from .callables import ON_LOOP
+from .callables import placement
 
 T = t.TypeVar("T")
 
@@ -68,7 +69,8 @@ class Ready(t.Generic[T]):
 class _DriverState(threading.local):
     #: Whether the steps being resumed on this thread may await an async callable
     #: themselves, with no trip through the driver: each driver says so as it resumes
-    #: its steps, and only the async driver (without ``before_async``) says yes.
+    #: its steps, and only the async driver (in "loop" mode, without ``before_step``)
+    #: says yes.
     #: Steps only run inside a resume, and a sync driver's steps never run an event loop,
     #: so what the latest resume said holds for the code running now.
     inline = False
@@ -81,7 +83,7 @@ def call(
     fn: Callable[..., t.Any], /, *args: t.Any, **kwargs: t.Any
 ) -> Awaitable[t.Any]:
     """From a step: run a sync or async callable through the driver; await the result."""
-    if driver_state.inline and is_async_callable(fn):
+    if driver_state.inline and placement(fn) == ON_LOOP:
         awaitable: Awaitable[t.Any] = fn(*args, **kwargs)
         return awaitable
     return Invoke(fn, args, kwargs)

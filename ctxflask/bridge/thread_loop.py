@@ -16,11 +16,16 @@ from collections.abc import Callable
 from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
 
+import anyio.from_thread
 import sniffio
 
+from .callables import IN_WORKER_LOOP
 from .callables import is_async_callable
+from .callables import ON_LOOP
+from .callables import placement
 from .contexts import copy_back
 from .contexts import pinned
+from .workers import _anyio_locals
 from .workers import in_worker_thread
 from .workers import run_on_loop
 
@@ -99,16 +104,30 @@ async def _as_coroutine(awaitable: Awaitable[T]) -> T:
     return await awaitable
 
 
+_ASYNC_PLACES = (ON_LOOP, IN_WORKER_LOOP)
+
+
+class _OwnLoops(threading.local):
+    #: Whether async code that sync code reaches in this worker thread runs on the
+    #: thread's own loop ("thread" mode) rather than on the loop the thread works for.
+    active = False
+
+
+own_loops = _OwnLoops()
+
+
 def run_awaitable(make: Callable[[], Awaitable[T]], ctx: contextvars.Context) -> T:
     """From sync code: await ``make()`` to completion inside ``ctx``.
 
     It runs on this thread's reused event loop. In a worker thread of a running event loop
     (sync code under ASGI) it runs on that loop, where the loop's resources (connection
-    pools, trio) live. If this thread is already running an event loop (sync code called
-    from async code, as in an async test calling the sync test client), it runs on a
-    helper thread's loop instead, since a thread can run one loop at a time.
+    pools, trio) live -- unless the thread runs a request's steps in "thread" mode
+    (:data:`own_loops`), where async code runs on the thread's own loop. If this thread
+    is already running an event loop (sync code called from async code, as in an async
+    test calling the sync test client), it runs on a helper thread's loop instead, since
+    a thread can run one loop at a time.
     """
-    if in_worker_thread():
+    if in_worker_thread() and not own_loops.active:
         return t.cast(T, run_on_loop(_await_made, make, ctx))
     if not _loop_running_here():
         return _run_on_thread_loop(make, ctx)
@@ -116,11 +135,11 @@ def run_awaitable(make: Callable[[], Awaitable[T]], ctx: contextvars.Context) ->
 
 
 def _loop_running_here() -> bool:
-    try:
-        sniffio.current_async_library()
-    except sniffio.AsyncLibraryNotFoundError:
-        return False
-    return True
+    # Asked of the thread, not of the context: a request's context copied from a task
+    # carries sniffio's marker of that task's library into worker threads.
+    return (
+        asyncio._get_running_loop() is not None or sniffio.thread_local.name is not None
+    )
 
 
 async def _await_made(make: Callable[[], Awaitable[T]], ctx: contextvars.Context) -> T:
@@ -154,8 +173,12 @@ def call_sync(
     kwargs: dict[str, t.Any],
     ctx: contextvars.Context,
 ) -> t.Any:
-    """From sync code: call a sync or async ``fn`` inside ``ctx``; return its result."""
-    if is_async_callable(fn):
+    """From sync code: call a sync or async ``fn`` inside ``ctx``; return its result. An
+    async ``fn`` marked ``in_thread`` runs on this thread's own loop."""
+    where = placement(fn)
+    if where == IN_WORKER_LOOP and in_worker_thread() and not _loop_running_here():
+        return _run_on_thread_loop(functools.partial(fn, *args, **kwargs), ctx)
+    if where in _ASYNC_PLACES:
         return run_awaitable(functools.partial(fn, *args, **kwargs), ctx)
     result = ctx.run(fn, *args, **kwargs)
     if type(result) is types.CoroutineType:
@@ -191,3 +214,27 @@ def call_in(
     value = run_awaitable(make, copy)
     copy_back(copy)
     return t.cast(T, value)
+
+
+def on_worker_loop() -> bool:
+    """Whether this is a worker thread of a running event loop that runs an event loop of
+    its own right now (async steps in "thread" mode)."""
+    return in_worker_thread() and asyncio._get_running_loop() is not None
+
+
+async def await_on_loop(fn: Callable[..., Awaitable[T]], /, *args: t.Any) -> T:
+    """From async code on a worker thread's own loop: await ``fn(*args)`` on the event
+    loop the thread works for (the server's), without blocking this thread's loop."""
+    token = _anyio_locals.current_token
+    if token.backend_class.__name__ == "AsyncIOBackend":
+        server_loop: asyncio.AbstractEventLoop = token.native_token
+        coro = t.cast(Coroutine[t.Any, t.Any, T], fn(*args))
+        return await asyncio.wrap_future(
+            asyncio.run_coroutine_threadsafe(coro, server_loop)
+        )
+    # Other loops (trio) are reached from a thread that waits for them.
+    here = asyncio.get_running_loop()
+    return await here.run_in_executor(
+        _helper_pool(),
+        functools.partial(anyio.from_thread.run, fn, *args, token=token),  # type: ignore[arg-type]
+    )

@@ -722,7 +722,22 @@ class App(Scaffold):
         """A new request context for a WSGI environment."""
         return RequestContext(self, environ)
 
-    def _workers(self) -> bridge.Workers:
-        """The app's worker threads (``WORKER_THREADS``) on the running event loop, for
-        its sync steps under ASGI; looked up at the first trip to one."""
-        return bridge.Workers(id(self), int(self.config.get("WORKER_THREADS") or 40))
+    def _workers(self, lane: str = "sync views") -> bridge.Workers:
+        """The app's worker threads on the running event loop for the sync work of its
+        requests under ASGI: ``WORKER_THREADS`` of them in each lane (requests served by
+        sync views, by async views; see :class:`ctxflask.pipeline.RequestWorkers`)."""
+        return bridge.Workers(
+            (id(self), lane), int(self.config.get("WORKER_THREADS") or 40)
+        )
+
+    def _async_steps_in_thread(self) -> bool:
+        """Whether async callables run in worker threads under ASGI (``ASYNC_STEPS``:
+        ``"loop"`` or ``"thread"``)."""
+        mode = self.config.get("ASYNC_STEPS", "loop")
+        if mode not in ("loop", "thread"):
+            raise ValueError(
+                f"ASYNC_STEPS must be 'loop' or 'thread', not {mode!r}: 'loop' awaits"
+                " async views and hooks on the server's event loop, 'thread' runs them in"
+                " worker threads, each on its thread's own loop."
+            )
+        return bool(mode == "thread")

@@ -395,6 +395,8 @@ DEFAULT_CONFIG: ImmutableDict[str, t.Any] = ImmutableDict(
         "PROVIDE_AUTOMATIC_OPTIONS": True,
         "BACKGROUND_TASK_SHUTDOWN_TIMEOUT": 5,
         "WORKER_THREADS": 40,
+        "ASYNC_STEPS": "loop",
+        "LOOP_BLOCK_WARNING": 0.1,
     }
 )
 
