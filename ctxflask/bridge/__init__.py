@@ -13,7 +13,9 @@ bridge decides how each callable runs, from either side:
 - :mod:`.body` -- a streamed response body iterated from either side
   (:func:`iterate_body`);
 - :mod:`.contexts` -- running inside the request's own :class:`contextvars.Context`;
-- :mod:`.process` -- work done once per process.
+- :mod:`.process` -- work done once per process;
+- :mod:`.watchdog` -- a thread that notices when an event loop stalls, and names what
+  blocks it (:func:`watch_loop`).
 
 Nothing else in ctxflask imports ``threading``, ``concurrent.futures``,
 ``anyio.to_thread`` or ``anyio.from_thread``, or makes an event loop: an import-linter
@@ -44,9 +46,11 @@ from .thread_loop import call_in as call_in
 from .thread_loop import cancel_leftover_tasks as cancel_leftover_tasks
 from .thread_loop import on_worker_loop as on_worker_loop
 from .thread_loop import run_awaitable as run_awaitable
+from .watchdog import watch_loop as watch_loop
 from .workers import in_worker_thread as in_worker_thread
 from .workers import NotInWorkerThread as NotInWorkerThread
 from .workers import pool_for as pool_for
 from .workers import run_on_loop as run_on_loop
 from .workers import WorkerPool as WorkerPool
 from .workers import Workers as Workers
+from .workers import WorkerSession as WorkerSession
