@@ -20,6 +20,7 @@ semantics.
 
 from __future__ import annotations
 
+import types
 import typing as t
 from itertools import chain
 
@@ -475,3 +476,65 @@ class RequestWorkers:
         """End the request's pinned session, if it has one."""
         if self._session is not None:
             await self._session.aclose()
+
+
+class StepNames:
+    """What the loop watchdog calls the step a code object belongs to: ``view 'index'``,
+    ``before_request hook 'load_user'``, ... (decorated functions by what they wrap). The
+    names are collected from the app's registries when first asked for, once a loop has
+    blocked (the app is set up by then)."""
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self._names: dict[types.CodeType, str] | None = None
+
+    def __call__(self, code: types.CodeType) -> str | None:
+        names = self._names
+        if names is None:
+            names = self._names = self._collect()
+        return names.get(code)
+
+    def _collect(self) -> dict[types.CodeType, str]:
+        app = self.app
+        names: dict[types.CodeType, str] = {}
+
+        def add(fn: t.Any, label: str) -> None:
+            while fn is not None:  # the function, and what it decorates
+                code = getattr(fn, "__code__", None)
+                if code is not None:
+                    names.setdefault(code, label)
+                fn = getattr(fn, "__wrapped__", None)
+
+        for endpoint, view in app.view_functions.items():
+            add(view, f"view {endpoint!r}")
+            view_class = getattr(view, "view_class", None)
+            for method in ("dispatch_request", *_HTTP_METHODS):
+                add(getattr(view_class, method, None), f"view {endpoint!r}")
+        hooks: dict[str, t.Any] = {
+            "before_request": app.before_request_funcs,
+            "after_request": app.after_request_funcs,
+            "teardown_request": app.teardown_request_funcs,
+            "before_websocket": app.before_websocket_funcs,
+            "after_websocket": app.after_websocket_funcs,
+            "url_value_preprocessor": app.url_value_preprocessors,
+            "context_processor": app.template_context_processors,
+        }
+        for kind, by_key in hooks.items():
+            for funcs in by_key.values():
+                for f in funcs:
+                    add(f, f"{kind} hook {getattr(f, '__qualname__', f)!r}")
+        for kind, funcs in (
+            ("teardown_appcontext", app.teardown_appcontext_funcs),
+            ("before_serving", app.before_serving_funcs),
+            ("after_serving", app.after_serving_funcs),
+        ):
+            for f in funcs:
+                add(f, f"{kind} hook {getattr(f, '__qualname__', f)!r}")
+        for spec in app.error_handler_spec.values():
+            for handlers in spec.values():
+                for exc_class, handler in handlers.items():
+                    add(handler, f"error handler for {exc_class.__name__}")
+        return names
+
+
+_HTTP_METHODS = ("get", "post", "put", "patch", "delete", "head", "options")

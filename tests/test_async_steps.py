@@ -314,3 +314,104 @@ def test_in_thread_refuses_a_sync_function():
 
     with pytest.raises(TypeError, match="@in_thread marks async callables"):
         in_thread(view)
+
+
+# -- the loop watchdog -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def watchdog_stopped():
+    from ctxflask.bridge import watchdog
+
+    yield
+    watchdog.stop()
+
+
+def _line_of(function, text: str) -> int:
+    import inspect
+
+    lines, first = inspect.getsourcelines(function)
+    return first + next(i for i, line in enumerate(lines) if text in line)
+
+
+@pytest.mark.anyio
+async def test_the_watchdog_names_a_blocking_view_and_its_line(
+    app, caplog, watchdog_stopped
+):
+    app.config["LOOP_BLOCK_WARNING"] = 0.1
+
+    @app.get("/")
+    async def index():
+        time.sleep(0.3)  # noqa: ASYNC251 - the blocking call the watchdog must name
+        return "slept"
+
+    with caplog.at_level("WARNING", logger="ctxflask.watchdog"):
+        async with asgi_client(app) as client:
+            assert (await client.get("/")).text == "slept"
+        deadline = time.monotonic() + 1
+        while not caplog.records and time.monotonic() < deadline:  # noqa: ASYNC110 - the watchdog thread writes the log
+            await anyio.sleep(0.01)
+    (record,) = caplog.records
+    where = f"{__file__}:{_line_of(index, 'time.sleep(0.3)')}"
+    assert record.ctxflask_step == "view 'index'"
+    assert record.ctxflask_frame.startswith(where)
+    message = record.getMessage()
+    assert "view 'index'" in message
+    assert where in message
+    assert 'ASYNC_STEPS = "thread"' in message
+
+
+@pytest.mark.anyio
+async def test_the_watchdog_names_a_blocking_hook(app, caplog, watchdog_stopped):
+    app.config["LOOP_BLOCK_WARNING"] = 0.1
+
+    @app.before_request
+    async def load_user():
+        time.sleep(0.3)  # noqa: ASYNC251 - the blocking call the watchdog must name
+
+    app.get("/")(lambda: "ok")
+    with caplog.at_level("WARNING", logger="ctxflask.watchdog"):
+        async with asgi_client(app) as client:
+            assert (await client.get("/")).text == "ok"
+        deadline = time.monotonic() + 1
+        while not caplog.records and time.monotonic() < deadline:  # noqa: ASYNC110 - the watchdog thread writes the log
+            await anyio.sleep(0.01)
+    (record,) = caplog.records
+    assert "before_request hook" in record.ctxflask_step
+    assert "load_user" in record.ctxflask_step
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    "config",
+    [
+        pytest.param({"ASYNC_STEPS": "thread"}, id="thread-mode"),
+        pytest.param({"LOOP_BLOCK_WARNING": None}, id="turned-off"),
+    ],
+)
+async def test_the_watchdog_is_quiet_in_thread_mode_and_when_turned_off(
+    app, caplog, watchdog_stopped, config
+):
+    # A loop is watched once an app served on it asks for it: each case on its own loop.
+    app.config["LOOP_BLOCK_WARNING"] = 0.1
+    app.config.update(config)
+
+    @app.get("/")
+    async def index():
+        time.sleep(0.3)  # noqa: ASYNC251 - off the loop, or the watchdog is off
+        return "slept"
+
+    with caplog.at_level("WARNING", logger="ctxflask.watchdog"):
+        async with asgi_client(app) as client:
+            assert (await client.get("/")).text == "slept"
+        await anyio.sleep(0.2)
+    assert caplog.records == []
+
+
+@pytest.mark.anyio
+async def test_a_bad_loop_block_warning_names_the_choices(app):
+    app.config["LOOP_BLOCK_WARNING"] = "soon"
+    app.get("/")(lambda: "ok")
+    with pytest.raises(ValueError, match="LOOP_BLOCK_WARNING must be a number"):
+        async with asgi_client(app) as client:
+            await client.get("/")

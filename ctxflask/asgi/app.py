@@ -7,6 +7,7 @@ import typing as t
 from werkzeug.wrappers import Request as _WerkzeugRequest
 
 from .. import bridge
+from .. import pipeline
 from ..core.app import App
 from ..core.ctx import RequestContext
 from ..core.wrappers import Request
@@ -48,6 +49,9 @@ class ASGIApp:
         #: async steps run in them: read from the config at the first request.
         self.lanes: tuple[bridge.Workers, bridge.Workers] | None = None
         self.async_in_thread = False
+        #: The loop watchdog's threshold (``LOOP_BLOCK_WARNING``), and its step names.
+        self.loop_block_warning: float | None = None
+        self.step_names = pipeline.StepNames(app)
         # The request class, and whether requests of a scope may skip the environ.
         self._fast_requests: tuple[type[Request], bool] | None = None
 
@@ -70,8 +74,13 @@ class ASGIApp:
         ``ASYNC_STEPS``): once, when it starts serving."""
         app = self.app
         self.async_in_thread = app._async_steps_in_thread()
+        self.loop_block_warning = app._loop_block_warning()
         lanes = self.lanes = (app._workers("sync views"), app._workers("async views"))
         return lanes
+
+    def watch_loop(self) -> None:
+        """Have the loop watchdog watch the running loop (cheap when it does already)."""
+        bridge.watch_loop(self.loop_block_warning, self.step_names)
 
     def request_context(self, source: ScopeEnviron) -> RequestContext:
         """The request context of a scope. Its request is made without building its

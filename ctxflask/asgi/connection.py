@@ -47,6 +47,7 @@ class Connection:
         self.workers = pipeline.RequestWorkers(
             self.req_ctx, asgi.lanes or asgi.configure(), asgi.async_in_thread
         )
+        asgi.watch_loop()
 
     async def run(self) -> None:
         """Serve the connection to its end."""

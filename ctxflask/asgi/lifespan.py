@@ -35,6 +35,9 @@ class Lifespan:
         while True:
             message = await self.receive()
             if message["type"] == "lifespan.startup":
+                if self.asgi.lanes is None:
+                    self.asgi.configure()
+                self.asgi.watch_loop()
                 if not await self._serve(pipeline.start_serving(self.app), "startup"):
                     return
             elif message["type"] == "lifespan.shutdown":

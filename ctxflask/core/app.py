@@ -730,6 +730,19 @@ class App(Scaffold):
             (id(self), lane), int(self.config.get("WORKER_THREADS") or 40)
         )
 
+    def _loop_block_warning(self) -> float | None:
+        """After how many seconds of a stalled event loop the watchdog warns
+        (``LOOP_BLOCK_WARNING``; ``None``: never)."""
+        value = self.config.get("LOOP_BLOCK_WARNING", 0.1)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            raise ValueError(
+                f"LOOP_BLOCK_WARNING must be a number of seconds over 0, or None to turn"
+                f" the loop watchdog off, not {value!r}."
+            )
+        return float(value)
+
     def _async_steps_in_thread(self) -> bool:
         """Whether async callables run in worker threads under ASGI (``ASYNC_STEPS``:
         ``"loop"`` or ``"thread"``)."""
