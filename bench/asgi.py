@@ -474,7 +474,33 @@ def format_tables(results: Sequence[ScenarioResult], names: Sequence[str]) -> st
                 ]
             )
         text += "\n\n" + render_table(ratios)
+    # ctxflask's other settings (thread mode, the watchdog off): each beside the baselines
+    # and beside ctxflask's defaults, from the same interleaved rounds.
+    variants = [n for n in names if n.startswith(f"{CANDIDATE}-")]
+    if variants and CANDIDATE in names:
+        against = [CANDIDATE, *(b for b in BASELINES if b in names)]
+        rows = [
+            ["scenario", *(f"{v}/{b}" for v in variants for b in against)],
+            *(
+                [
+                    _label(result),
+                    *(
+                        _fmt_plain_ratio(result.medians, v, b)
+                        for v in variants
+                        for b in against
+                    ),
+                ]
+                for result in results
+            ),
+        ]
+        text += "\n\n" + render_table(rows)
     return text
+
+
+def _fmt_plain_ratio(medians: dict[str, float], name: str, baseline: str) -> str:
+    if medians.get(name) is None or not medians.get(baseline):
+        return "-"
+    return f"{medians[name] / medians[baseline]:.3f}x"
 
 
 def version_of(distribution: str) -> str:

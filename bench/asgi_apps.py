@@ -157,6 +157,23 @@ def ctxflask_asgi() -> ASGIApp:
     return asgi
 
 
+def ctxflask_thread_asgi() -> ASGIApp:
+    """ctxflask with ``ASYNC_STEPS = "thread"``: async views in worker threads."""
+    app = make_flask_family_app(importlib.import_module("ctxflask"))
+    app.config["ASYNC_STEPS"] = "thread"
+    asgi: ASGIApp = app.asgi
+    return asgi
+
+
+def ctxflask_unwatched_asgi() -> ASGIApp:
+    """ctxflask with the loop watchdog off (``LOOP_BLOCK_WARNING = None``), to measure
+    what watching costs."""
+    app = make_flask_family_app(importlib.import_module("ctxflask"))
+    app.config["LOOP_BLOCK_WARNING"] = None
+    asgi: ASGIApp = app.asgi
+    return asgi
+
+
 def starlette_asgi() -> ASGIApp:
     """The Starlette app (itself an ASGI app)."""
     asgi: ASGIApp = make_starlette_app()
@@ -181,6 +198,8 @@ def flask_asgi() -> ASGIApp:
 #: Framework name -> factory of its ASGI app, in the order the tables show them.
 FRAMEWORKS: dict[str, Callable[[], ASGIApp]] = {
     "ctxflask": ctxflask_asgi,
+    "ctxflask-thread": ctxflask_thread_asgi,
+    "ctxflask-unwatched": ctxflask_unwatched_asgi,
     "starlette": starlette_asgi,
     "quart": quart_asgi,
     "flask-wsgitoasgi": flask_asgi,
@@ -188,6 +207,8 @@ FRAMEWORKS: dict[str, Callable[[], ASGIApp]] = {
 #: The distribution behind each framework name, for the versions reported.
 DISTRIBUTIONS: dict[str, str] = {
     "ctxflask": "ctxflask",
+    "ctxflask-thread": "ctxflask",
+    "ctxflask-unwatched": "ctxflask",
     "starlette": "starlette",
     "quart": "quart",
     "flask-wsgitoasgi": "flask",
