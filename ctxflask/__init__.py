@@ -61,6 +61,7 @@ from .core.templating import (
 )
 from .core.wrappers import Request as Request
 from .core.wrappers import Response as Response
+from .flask_switch import install_as_flask as install_as_flask
 
 __all__ = [
     "Blueprint",
@@ -87,6 +88,7 @@ __all__ = [
     "has_app_context",
     "has_request_context",
     "in_thread",
+    "install_as_flask",
     "json",
     "jsonify",
     "make_response",

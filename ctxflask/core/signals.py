@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typing as t
 
-from blinker import Namespace
+from blinker import Namespace as Namespace
 from blinker import Signal
 
 from ..bridge import call

@@ -1,0 +1,125 @@
+"""Flask's module path ``flask.debughelpers``: the errors that explain common mistakes in
+debug mode, and the helpers that raise or log them, for code that imports them from there.
+
+ctxflask raises :class:`FormDataRoutingRedirect` itself (``App.raise_routing_exception``),
+and its template loader logs its own explanation with ``EXPLAIN_TEMPLATE_LOADING``.
+"""
+
+from __future__ import annotations
+
+import typing as t
+from collections.abc import Callable
+from collections.abc import Iterator
+
+from jinja2 import BaseLoader
+
+from .core.blueprints import Blueprint
+from .core.ctx import has_request_context
+from .core.globals import request
+from .core.routing import FormDataRoutingRedirect as FormDataRoutingRedirect
+
+if t.TYPE_CHECKING:
+    from .core.app import App
+    from .core.scaffold import Scaffold
+    from .core.wrappers import Request
+
+#: What a loader's ``get_source`` returns: source, file name, up-to-date check.
+_Source = tuple[str, str | None, Callable[[], bool] | None]
+
+
+class UnexpectedUnicodeError(AssertionError, UnicodeError):
+    """Text where bytes were expected, or bytes where text was (kept for Flask's API)."""
+
+
+class DebugFilesKeyError(KeyError, AssertionError):
+    """``request.files[key]`` is missing although the form has a field ``key``: the form was
+    sent without ``enctype="multipart/form-data"``, so the browser sent file names only."""
+
+    def __init__(self, request: Request, key: str) -> None:
+        sent = request.form.getlist(key)
+        self.msg = (
+            f"request.files has no file {key!r}: the request's mimetype is"
+            f" {request.mimetype!r}, not 'multipart/form-data', so no file contents were"
+            ' transmitted. Fix: add enctype="multipart/form-data" to the form.'
+        )
+        if sent:
+            names = ", ".join(map(repr, sent))
+            self.msg += f"\n\nThe browser sent file names. This was submitted: {names}"
+        super().__init__(self.msg)
+
+    def __str__(self) -> str:
+        # KeyError's own str() would show the message's repr.
+        return self.msg
+
+
+def attach_enctype_error_multidict(request: Request) -> None:
+    """Make ``request.files[key]`` raise :class:`DebugFilesKeyError` instead of a bare
+    ``KeyError`` when ``key`` was sent as a form field."""
+    files = request.files
+    base = type(files)
+
+    def __getitem__(self: t.Any, key: str) -> t.Any:
+        try:
+            return base.__getitem__(self, key)
+        except KeyError as e:
+            if key not in request.form:
+                raise
+            error = DebugFilesKeyError(request, key)
+            raise error.with_traceback(e.__traceback__) from None
+
+    # A subclass of the same name, so reprs and isinstance checks are unchanged.
+    explaining = type(
+        base.__name__,
+        (base,),
+        {"__getitem__": __getitem__, "__module__": base.__module__},
+    )
+    files.__class__ = explaining
+
+
+def _describe(loader: BaseLoader) -> Iterator[str]:
+    yield f"class: {type(loader).__module__}.{type(loader).__name__}"
+    for key, value in sorted(vars(loader).items()):
+        if key.startswith("_"):
+            continue
+        if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+            yield f"{key}: {', '.join(map(repr, value))}"
+        elif isinstance(value, (str, int, float, bool)):
+            yield f"{key}: {value!r}"
+
+
+def explain_template_loading_attempts(
+    app: App,
+    template: str,
+    attempts: list[tuple[BaseLoader, Scaffold, _Source | None]],
+) -> None:
+    """Log to ``app.logger`` (INFO) which loaders were asked for ``template`` and what each
+    answered. ``attempts`` holds, in order: a loader, the app or blueprint it belongs to,
+    and what its ``get_source`` returned (``None`` when it had no such template)."""
+    lines = [f"Locating template {template!r}:"]
+    found = 0
+    for number, (loader, owner, source) in enumerate(attempts, 1):
+        if isinstance(owner, Blueprint):
+            where = f"blueprint {owner.name!r} ({owner.import_name})"
+        elif owner is app:
+            where = f"application {owner.import_name!r}"
+        else:
+            where = repr(owner)
+        lines.append(f"{number:5}: trying loader of {where}")
+        lines.extend(f"       {line}" for line in _describe(loader))
+        if source is None:
+            lines.append("       -> no match")
+        else:
+            found += 1
+            lines.append(f"       -> found ({source[1] or '<string>'!r})")
+    if found == 0:
+        lines.append("Error: the template could not be found.")
+    elif found > 1:
+        lines.append("Warning: several loaders have it; the first one is used.")
+    blueprint = request.blueprint if has_request_context() else None
+    if blueprint is not None and found != 1:
+        lines.append(
+            f"  The template was looked up from an endpoint of the blueprint {blueprint!r}:"
+            " is the template in the blueprint's template folder, under a subfolder of its"
+            " own name?"
+        )
+    app.logger.info("\n".join(lines))
