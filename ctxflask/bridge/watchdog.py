@@ -47,7 +47,14 @@ _MESSAGE = (
 _CTXFLASK = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 _paths = sysconfig.get_paths()
 _STDLIB = (_paths["stdlib"] + os.sep, "<frozen ")
-_LIBRARY = (*_STDLIB, _paths["purelib"] + os.sep, _paths["platlib"] + os.sep, _CTXFLASK)
+# Code a library generates (SQLAlchemy's "<sqlalchemy generated ...>") counts as its.
+_LIBRARY = (
+    *_STDLIB,
+    _paths["purelib"] + os.sep,
+    _paths["platlib"] + os.sep,
+    _CTXFLASK,
+    "<",
+)
 # What serves a request around the user's code, by top-level module (stdlib: by path).
 _SERVING = frozenset(
     {"asyncio", "anyio", "trio", "outcome", "sniffio", "uvicorn", "hypercorn"}
