@@ -103,7 +103,10 @@ async def handle_request(
             and is_streamed(response)
         ):
             return response, error, False
-        rest = _pop_contexts(app, ctx, error)
+        if error is None and ctx.request._context_preserver is None:
+            rest = ctx._pop(None)  # as usual: without a call of its own
+        else:
+            rest = _pop_contexts(app, ctx, error)
         if rest is not None:
             await rest
     except BaseException as e:
@@ -437,7 +440,11 @@ class RequestWorkers:
     server's in "loop" mode; :meth:`aclose` ends the session when the request is done.
     """
 
-    __slots__ = ("_runner", "_session", "async_in_thread", "ctx", "lanes")
+    # Every request makes one, most never use it: only what the first trip needs is set.
+    _runner: t.Any = None
+    _session: t.Any = None
+    #: Whether the request holds a worker thread (a session) to give back.
+    pinned = False
 
     def __init__(
         self,
@@ -448,8 +455,6 @@ class RequestWorkers:
         self.ctx = ctx
         self.lanes = lanes  # (sync views, async views)
         self.async_in_thread = async_in_thread
-        self._runner: t.Any = None
-        self._session: t.Any = None
 
     async def run(self, fn: t.Callable[..., T], /, *args: t.Any) -> T:
         """Call ``fn(*args)`` in a worker thread of this request's lane."""
@@ -469,11 +474,13 @@ class RequestWorkers:
         workers = self.lanes[1 if view is not None and is_async_callable(view) else 0]
         if self.async_in_thread:
             self._session = workers.session()
+            self.pinned = True
             return self._session
         return workers
 
     async def aclose(self) -> None:
-        """End the request's pinned session, if it has one."""
+        """End the request's pinned session, if it has one (shielded: a cancelled
+        request still gives its thread back)."""
         if self._session is not None:
             await self._session.aclose()
 

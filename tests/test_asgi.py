@@ -1002,6 +1002,40 @@ async def test_request_cancelled_while_its_async_view_waits_ends_it_and_tears_do
 
 
 @pytest.mark.anyio
+async def test_thread_mode_request_cancelled_while_its_async_view_runs_finishes_it(
+    app,
+):
+    # In "thread" mode an async view runs in a worker thread, on that thread's loop: like
+    # a sync view, it runs to its end; then the request ends, and tears down once.
+    app.config["ASYNC_STEPS"] = "thread"
+    log = []
+    running = threading.Event()
+
+    @app.get("/wait")
+    async def wait():
+        import asyncio
+
+        running.set()
+        await asyncio.sleep(0.2)
+        log.append("view finished")
+        return "done"
+
+    @app.teardown_request
+    def teardown(exc):
+        log.append(("teardown", type(exc)))
+
+    conversation = Conversation()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(
+            app.asgi, http_scope(path="/wait"), conversation.receive, conversation.send
+        )
+        await anyio.to_thread.run_sync(running.wait, 5)
+        tg.cancel_scope.cancel()
+    assert log[0] == "view finished"
+    assert [entry[0] for entry in log[1:]] == ["teardown"]  # once
+
+
+@pytest.mark.anyio
 async def test_request_cancelled_while_its_sync_view_runs_finishes_it_and_tears_down_once(
     app,
 ):

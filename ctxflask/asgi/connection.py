@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextvars
 import typing as t
 
+from .. import bridge
 from .. import pipeline
 from .body import ASGIBody
 from .body import NO_BODY
@@ -47,7 +48,7 @@ class Connection:
         self.workers = pipeline.RequestWorkers(
             self.req_ctx, asgi.lanes or asgi.configure(), asgi.async_in_thread
         )
-        asgi.watch_loop()
+        bridge.watch_loop(asgi.loop_block_warning, asgi.step_names)
 
     async def run(self) -> None:
         """Serve the connection to its end."""

@@ -204,10 +204,9 @@ class WebsocketConnection(Connection):
             # Raised on (testing, or cancelled): the client still gets an ending.
             with anyio.CancelScope(shield=True):
                 await self._end(None, failed=True)
-                await self.workers.aclose()
+            await self.workers.aclose()  # shielded itself
             raise
-        with anyio.CancelScope(shield=True):
-            await self.workers.aclose()
+        await self.workers.aclose()
         await self._end(response, failed=error is not None)
 
     async def _end(self, response: Response | None, failed: bool) -> None:

@@ -25,6 +25,9 @@ if t.TYPE_CHECKING:
     from werkzeug.routing import Rule
 
 
+_PRESERVE_CONTEXT = "werkzeug.debug.preserve_context"
+
+
 class EnvironSource:
     """Where a request made without a WSGI environ gets one (under ASGI: from the scope),
     built on first use. Until then it answers, without building it, the few environ
@@ -119,16 +122,24 @@ class Request(_WerkzeugRequest):
             return source.scanned.get(key)
         return source.get().get(key)
 
+    # The two below are read on every request: under ASGI, without a further call.
+
     @property
     def _has_cookies(self) -> bool:
         """Whether the request has a Cookie header (read without parsing it)."""
+        source = self._source
+        if source is not None and source.environ is None:
+            return "HTTP_COOKIE" in source.scanned
         return self._environ_get("HTTP_COOKIE") is not None
 
     @property
     def _context_preserver(self) -> t.Any:
         """What keeps this request's contexts for inspection after it ends, if anything:
         the test client's ``werkzeug.debug.preserve_context``, a callable."""
-        return self._environ_get("werkzeug.debug.preserve_context")
+        source = self._source
+        if source is not None and source.environ is None:
+            return source.scanned.get(_PRESERVE_CONTEXT)
+        return self._environ_get(_PRESERVE_CONTEXT)
 
     @property
     def max_content_length(self) -> int | None:
