@@ -61,6 +61,9 @@ class BlockingServer:
             "BLOCKING_ASYNC_STEPS": mode,
             "BLOCKING_DATABASE": f"sqlite:///{folder / 'notes.sqlite'}",
             "BLOCKING_POOL_TIMEOUT": "3",
+            # In thread mode no user code runs on the loop: a stall there can only be
+            # the machine's (two cores, 40 busy threads and the client); allow for it.
+            "BLOCKING_LOOP_BLOCK_WARNING": "0.1" if mode == "loop" else "0.5",
         }
         self._log = open(self.log_path, "wb")  # noqa: SIM115 (closed in stop)
         self.process = subprocess.Popen(

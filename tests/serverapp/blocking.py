@@ -55,6 +55,7 @@ app.config.update(
         "pool_timeout": float(os.environ.get("BLOCKING_POOL_TIMEOUT", "30"))
     },
     ASYNC_STEPS=os.environ.get("BLOCKING_ASYNC_STEPS", "loop"),
+    LOOP_BLOCK_WARNING=float(os.environ.get("BLOCKING_LOOP_BLOCK_WARNING", "0.1")),
 )
 db.init_app(app)
 login_manager = LoginManager(app)
