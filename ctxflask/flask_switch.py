@@ -203,7 +203,8 @@ class _FlaskDistribution(importlib.metadata.Distribution):
 
 def _flask_module() -> types.ModuleType:
     """``flask``: forwards to ctxflask, with Flask 3.1's deprecated ``__version__``."""
-    import ctxflask
+    # The package that imports this module, looked up rather than imported back.
+    ctxflask = sys.modules[__name__.rpartition(".")[0]]
 
     module = types.ModuleType("flask", "Flask's API, served by ctxflask.")
 
