@@ -1417,3 +1417,78 @@ def test_python_m_ctxflask_help(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("Usage: python -m ctxflask [OPTIONS] COMMAND")
     assert listed_commands(proc.stdout) == ["routes", "run", "shell"]
+
+
+FLASK_APP_SOURCE = """\
+import click
+from flask import Flask
+from flask import current_app
+
+app = Flask(__name__)
+
+
+@app.get("/hi")
+def hi():
+    return "hi"
+
+
+@app.cli.command()
+def which():
+    click.echo(f"{type(current_app._get_current_object()).__module__}")
+"""
+
+
+@pytest.mark.parametrize(
+    ("args", "env"),
+    [
+        pytest.param(["--as-flask"], {}, id="option"),
+        pytest.param([], {"CTXFLASK_AS_FLASK": "1"}, id="environment"),
+    ],
+)
+def test_as_flask_serves_an_app_written_for_flask(
+    tmp_path: Path, args: list[str], env: dict[str, str]
+) -> None:
+    # In a process of its own: the switch changes what `import flask` gives for good.
+    (tmp_path / "flaskapp.py").write_text(FLASK_APP_SOURCE)
+    command = [sys.executable, "-m", "ctxflask", *args, "--app", "flaskapp"]
+    environ = {**os.environ, **env}
+    environ.pop("CTXFLASK_APP", None)
+    which = subprocess.run(
+        [*command, "which"],
+        cwd=tmp_path,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert which.returncode == 0, which.stderr
+    assert which.stdout.strip() == "ctxflask.app"
+    routes = subprocess.run(
+        [*command, "routes"],
+        cwd=tmp_path,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert routes.returncode == 0, routes.stderr
+    assert "/hi" in routes.stdout
+
+
+def test_without_as_flask_an_app_written_for_flask_is_not_found(tmp_path: Path) -> None:
+    (tmp_path / "flaskapp.py").write_text(FLASK_APP_SOURCE)
+    environ = {k: v for k, v in os.environ.items() if k != "CTXFLASK_AS_FLASK"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "ctxflask", "--app", "flaskapp", "which"],
+        cwd=tmp_path,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode != 0
+    assert "has a Flask application, 'app', made by Flask itself" in proc.stderr
+    assert "ctxflask --as-flask" in proc.stderr

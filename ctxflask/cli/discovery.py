@@ -86,10 +86,26 @@ def find_best_app(module: ModuleType) -> Flask:
             if _is_app(app):
                 return app
 
+    flask_apps = [name for name, v in vars(module).items() if _is_flask_app(v)]
+    if flask_apps:
+        raise NoAppException(
+            f"Module {module.__name__!r} has a Flask application, {flask_apps[0]!r},"
+            " made by Flask itself: its 'import flask' gave the Flask project's package."
+            "\nFix: 'ctxflask --as-flask ...' (or CTXFLASK_AS_FLASK=1), or call"
+            " ctxflask.install_as_flask() before the module imports flask."
+        )
     raise NoAppException(
         f"Found no application or factory in module {module.__name__!r}: no app"
         " instance, and no 'create_app' or 'make_app' function returning one.\nFix: name"
         f" it, '--app {module.__name__}:name' or '--app {module.__name__}:factory(args)'."
+    )
+
+
+def _is_flask_app(obj: object) -> bool:
+    # An app of the real Flask package, which a module imported without the switch.
+    return any(
+        cls.__module__ == "flask.app" and cls.__name__ == "Flask"
+        for cls in type(obj).__mro__
     )
 
 

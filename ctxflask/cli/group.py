@@ -21,6 +21,7 @@ from .commands import shell_command
 from .discovery import NoAppException
 from .discovery import ScriptInfo
 from .options import _app_option
+from .options import _as_flask_option
 from .options import _debug_option
 from .options import _env_file_option
 from .options import version_option
@@ -35,7 +36,7 @@ RUN_FROM_CLI_ENV = "CTXFLASK_RUN_FROM_CLI"
 
 class FlaskGroup(AppGroup):
     """The ``ctxflask`` command: an :class:`AppGroup` with the ``--app``, ``--debug``,
-    ``--env-file`` and ``--version`` options, the ``run``, ``shell`` and ``routes``
+    ``--env-file``, ``--as-flask`` and ``--version`` options, the ``run``, ``shell`` and ``routes``
     commands, and the commands of the loaded app's ``app.cli`` (and its blueprints'),
     which run inside its application context. Make one for a project's own script.
 
@@ -61,7 +62,7 @@ class FlaskGroup(AppGroup):
         params: list[click.Parameter] = list(extra.pop("params", None) or ())
         # Done by option callbacks rather than the group's callback, so that a project's
         # group can have a callback of its own.
-        params.extend((_env_file_option, _app_option, _debug_option))
+        params.extend((_env_file_option, _as_flask_option, _app_option, _debug_option))
         if add_version_option:
             params.append(version_option)
         extra.setdefault("context_settings", {})

@@ -13,6 +13,7 @@ import typing as t
 import click
 from click.core import ParameterSource
 
+from ..flask_switch import install_as_flask
 from .discovery import ScriptInfo
 
 #: The dotenv files loaded by default, lowest precedence first (a given ``--env-file``
@@ -62,6 +63,27 @@ version_option = _Option(
 def _set_app(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
     if value is not None:
         ctx.ensure_object(ScriptInfo).app_import_path = value
+
+
+def _as_flask(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value:
+        install_as_flask()
+
+
+# Eager, and before --app: the switch must be on before the app (and the extensions it
+# imports) is loaded.
+_as_flask_option = _Option(
+    ["--as-flask"],
+    is_flag=True,
+    help=(
+        "Make 'import flask' give ctxflask (ctxflask.install_as_flask()) before loading"
+        " the app, so a Flask app and its extensions run unchanged."
+        " [env: CTXFLASK_AS_FLASK]"
+    ),
+    is_eager=True,
+    expose_value=False,
+    callback=_as_flask,
+)
 
 
 # Eager, so the app's commands show in --help. --help is eager too: this one must come
