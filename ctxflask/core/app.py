@@ -627,6 +627,8 @@ class App(Scaffold):
                 return response_class._from_bytes(rv.encode())
         elif type(rv) is dict:
             return self.json.response(rv)
+        elif type(rv) is self.response_class:
+            return rv  # jsonify(), make_response(): made already
         return to_response(self, rv)
 
     def make_default_options_response(self) -> Response:
