@@ -1,4 +1,4 @@
-"""Developer sessions: ``nox -s tests``, ``lint``, ``typing``, ``bench``."""
+"""Developer sessions: ``nox -s tests``, ``lint``, ``typing``, ``extensions``, ``bench``."""
 
 from __future__ import annotations
 
@@ -19,8 +19,9 @@ def tests(session: nox.Session) -> None:
 def lint(session: nox.Session) -> None:
     """ruff, and the layer contracts of pyproject.toml (import-linter)."""
     session.install("-e", ".[lint]")
-    session.run("ruff", "check", "ctxflask", "tests", "bench", "examples", "noxfile.py")
-    session.run("ruff", "format", "--check", "ctxflask", "tests", "bench", "examples")
+    folders = ("ctxflask", "tests", "bench", "examples", "ecosystem")
+    session.run("ruff", "check", *folders, "noxfile.py")
+    session.run("ruff", "format", "--check", *folders)
     session.run("lint-imports", "--no-cache")
 
 
@@ -28,6 +29,14 @@ def lint(session: nox.Session) -> None:
 def typing(session: nox.Session) -> None:
     session.install("-e", ".[typing]")
     session.run("mypy")
+
+
+@nox.session(python="3.11")
+def extensions(session: nox.Session) -> None:
+    """Flask extensions' own test suites (from their sdists) on Flask 3.1.3 and on
+    ctxflask, test clients through WSGI and through ASGI; writes docs/extensions.md."""
+    session.install("-e", ".[test]")
+    session.run("python", "-m", "ecosystem.run_suites", "--install", *session.posargs)
 
 
 @nox.session(python="3.11")
