@@ -1438,6 +1438,25 @@ def which():
 """
 
 
+def _ctxflask(
+    folder: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    environ = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("CTXFLASK_APP", "CTXFLASK_AS_FLASK")
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "ctxflask", *args],
+        cwd=folder,
+        env={**environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
 @pytest.mark.parametrize(
     ("args", "env"),
     [
@@ -1450,45 +1469,17 @@ def test_as_flask_serves_an_app_written_for_flask(
 ) -> None:
     # In a process of its own: the switch changes what `import flask` gives for good.
     (tmp_path / "flaskapp.py").write_text(FLASK_APP_SOURCE)
-    command = [sys.executable, "-m", "ctxflask", *args, "--app", "flaskapp"]
-    environ = {**os.environ, **env}
-    environ.pop("CTXFLASK_APP", None)
-    which = subprocess.run(
-        [*command, "which"],
-        cwd=tmp_path,
-        env=environ,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    which = _ctxflask(tmp_path, *args, "--app", "flaskapp", "which", env=env)
     assert which.returncode == 0, which.stderr
     assert which.stdout.strip() == "ctxflask.app"
-    routes = subprocess.run(
-        [*command, "routes"],
-        cwd=tmp_path,
-        env=environ,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    routes = _ctxflask(tmp_path, *args, "--app", "flaskapp", "routes", env=env)
     assert routes.returncode == 0, routes.stderr
     assert "/hi" in routes.stdout
 
 
 def test_without_as_flask_an_app_written_for_flask_is_not_found(tmp_path: Path) -> None:
     (tmp_path / "flaskapp.py").write_text(FLASK_APP_SOURCE)
-    environ = {k: v for k, v in os.environ.items() if k != "CTXFLASK_AS_FLASK"}
-    proc = subprocess.run(
-        [sys.executable, "-m", "ctxflask", "--app", "flaskapp", "which"],
-        cwd=tmp_path,
-        env=environ,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    proc = _ctxflask(tmp_path, "--app", "flaskapp", "which")
     assert proc.returncode != 0
     assert "has a Flask application, 'app', made by Flask itself" in proc.stderr
     assert "ctxflask --as-flask" in proc.stderr

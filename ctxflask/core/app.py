@@ -85,21 +85,9 @@ T_template_global = t.TypeVar("T_template_global", bound=ft.TemplateGlobalCallab
 
 
 class App(Scaffold):
-    """The protocol-free part of a ctxflask application; :class:`ctxflask.Flask` is the
-    public class.
-
-    :param import_name: the name of the application's module or package, usually
-        ``__name__``; it locates resources, templates and static files.
-    :param static_url_path: the URL prefix of static files (default: ``/static``).
-    :param static_folder: the folder of static files, relative to ``root_path``
-        (default: ``static``); ``None`` serves none.
-    :param static_host: the host of the static route, with ``host_matching``.
-    :param host_matching: match rules by host (werkzeug's ``Map(host_matching=True)``).
-    :param subdomain_matching: match rules by subdomain of ``SERVER_NAME``.
-    :param template_folder: the folder of templates, relative to ``root_path``.
-    :param instance_path: the instance folder; found from the package when not given.
-    :param instance_relative_config: load relative config paths from the instance folder.
-    :param root_path: the application's folder, when ``import_name`` cannot tell.
+    """The protocol-free part of a ctxflask application: configuration, routing and
+    registration, templates, error lookup, responses and sessions.
+    :class:`ctxflask.Flask` is the public class, and its docstring lists the arguments.
     """
 
     request_class: type[Request] = Request
