@@ -438,6 +438,18 @@ async def test_failing_before_serving_sends_startup_failed_with_its_message(app,
 
 
 @pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("setting", "value"), [("ASYNC_STEPS", "threads"), ("LOOP_BLOCK_WARNING", -1)]
+)
+async def test_a_bad_setting_fails_the_startup_with_its_message(app, setting, value):
+    # ASGI-specific (the lifespan protocol): settings are read when serving starts.
+    app.config[setting] = value
+    sent = await run_lifespan(app)
+    assert [m["type"] for m in sent] == ["lifespan.startup.failed"]
+    assert setting in sent[0]["message"]
+
+
+@pytest.mark.anyio
 async def test_failing_after_serving_sends_shutdown_failed_with_its_message(app, kind):
     @app.after_serving
     @variant(kind)

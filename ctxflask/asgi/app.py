@@ -78,10 +78,6 @@ class ASGIApp:
         lanes = self.lanes = (app._workers("sync views"), app._workers("async views"))
         return lanes
 
-    def watch_loop(self) -> None:
-        """Have the loop watchdog watch the running loop (cheap when it does already)."""
-        bridge.watch_loop(self.loop_block_warning, self.step_names)
-
     def request_context(self, source: ScopeEnviron) -> RequestContext:
         """The request context of a scope. Its request is made without building its
         environ, unless the app's ``request_context`` or the request class's construction

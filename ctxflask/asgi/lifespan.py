@@ -35,14 +35,11 @@ class Lifespan:
         while True:
             message = await self.receive()
             if message["type"] == "lifespan.startup":
-                if self.asgi.lanes is None:
-                    self.asgi.configure()
-                self.asgi.watch_loop()
-                if not await self._serve(pipeline.start_serving(self.app), "startup"):
+                if not await self._serve("startup"):
                     return
             elif message["type"] == "lifespan.shutdown":
                 await self._wait_for_background_tasks()
-                await self._serve(pipeline.stop_serving(self.app), "shutdown")
+                await self._serve("shutdown")
                 return
 
     async def _wait_for_background_tasks(self) -> None:
@@ -59,14 +56,22 @@ class Lifespan:
                 timeout,
             )
 
-    async def _serve(self, steps: bridge.Steps[None] | None, phase: str) -> bool:
+    async def _serve(self, phase: str) -> bool:
+        asgi = self.asgi
         try:
+            # The app's settings are read here, so a bad one fails the startup.
+            lanes = asgi.lanes or asgi.configure()
+            if phase == "startup":
+                steps = pipeline.start_serving(self.app)
+                bridge.watch_loop(asgi.loop_block_warning, asgi.step_names)
+            else:
+                steps = pipeline.stop_serving(self.app)
             if steps is not None:
                 await bridge.run_steps_async(
                     steps,
                     contextvars.copy_context(),
-                    self.app._workers(),
-                    async_in_thread=self.app._async_steps_in_thread(),
+                    lanes[0],
+                    async_in_thread=asgi.async_in_thread,
                 )
         except BaseException as e:
             logger.exception("ctxflask %s failed", phase)

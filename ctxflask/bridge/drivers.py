@@ -66,9 +66,8 @@ def _resume(
     """Resume the steps inside ``ctx`` (``None``: the current context) with the result or
     the exception of the callable they awaited; return the next request, or their end.
     What the steps themselves raise propagates."""
-    driver_state.inline = (
-        False  # the steps of a sync driver: every callable goes through it
-    )
+    # The steps of a sync driver: every callable goes through it.
+    driver_state.inline = False
     try:
         if ctx is None:
             return steps.send(value) if error is None else steps.throw(error)
