@@ -219,15 +219,15 @@ def call_in(
 def on_worker_loop() -> bool:
     """Whether this is a worker thread of a running event loop that runs an event loop of
     its own right now (async steps in "thread" mode)."""
-    return in_worker_thread() and asyncio._get_running_loop() is not None
+    return in_worker_thread() and _loop_running_here()
 
 
 async def await_on_loop(fn: Callable[..., Awaitable[T]], /, *args: t.Any) -> T:
     """From async code on a worker thread's own loop: await ``fn(*args)`` on the event
     loop the thread works for (the server's), without blocking this thread's loop."""
     token = _anyio_locals.current_token
-    if token.backend_class.__name__ == "AsyncIOBackend":
-        server_loop: asyncio.AbstractEventLoop = token.native_token
+    server_loop = token.native_token  # asyncio's loop; trio's token
+    if isinstance(server_loop, asyncio.AbstractEventLoop):
         coro = t.cast(Coroutine[t.Any, t.Any, T], fn(*args))
         return await asyncio.wrap_future(
             asyncio.run_coroutine_threadsafe(coro, server_loop)
