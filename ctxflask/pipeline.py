@@ -442,9 +442,9 @@ class RequestWorkers:
 
     # Every request makes one, most never use it: only what the first trip needs is set.
     _runner: t.Any = None
-    _session: t.Any = None
-    #: Whether the request holds a worker thread (a session) to give back.
-    pinned = False
+    #: The worker session the request holds (in "thread" mode, from its first trip), to
+    #: give back with :meth:`aclose`; ``None`` when it holds none.
+    session: bridge.WorkerSession | None = None
 
     def __init__(
         self,
@@ -473,16 +473,15 @@ class RequestWorkers:
         )
         workers = self.lanes[1 if view is not None and is_async_callable(view) else 0]
         if self.async_in_thread:
-            self._session = workers.session()
-            self.pinned = True
-            return self._session
+            session = self.session = workers.session()
+            return session
         return workers
 
     async def aclose(self) -> None:
         """End the request's pinned session, if it has one (shielded: a cancelled
         request still gives its thread back)."""
-        if self._session is not None:
-            await self._session.aclose()
+        if self.session is not None:
+            await self.session.aclose()
 
 
 class StepNames:

@@ -39,7 +39,7 @@ class HTTPConnection(Connection):
             if req_ctx._background_tasks:
                 await self._run_background_tasks()
         finally:
-            if self.workers.pinned:  # WorkerSession.aclose() shields itself
+            if self.workers.session is not None:  # its aclose() shields itself
                 await self.workers.aclose()
 
     async def _run_background_tasks(self) -> None:
