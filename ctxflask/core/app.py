@@ -48,6 +48,7 @@ from .errors import find_error_handler
 from .globals import _cv_app
 from .globals import _cv_request
 from .helpers import find_instance_path
+from .helpers import get_debug_flag
 from .json.provider import DefaultJSONProvider
 from .json.provider import JSONProvider
 from .logging import create_logger
@@ -225,9 +226,7 @@ class App(Scaffold):
         or ``FLASK_DEBUG`` from the environment."""
         root_path = self.instance_path if instance_relative else self.root_path
         defaults = dict(self.default_config)
-        debug = os.environ.get("CTXFLASK_DEBUG", os.environ.get("FLASK_DEBUG"))
-        if debug:
-            defaults["DEBUG"] = debug.lower() not in {"0", "false", "no"}
+        defaults["DEBUG"] = get_debug_flag()
         return self.config_class(root_path, defaults)
 
     def make_aborter(self) -> Aborter:
