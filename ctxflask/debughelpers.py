@@ -1,8 +1,9 @@
 """Flask's module path ``flask.debughelpers``: the errors that explain common mistakes in
 debug mode, and the helpers that raise or log them, for code that imports them from there.
 
-ctxflask raises :class:`FormDataRoutingRedirect` itself (``App.raise_routing_exception``),
-and its template loader logs its own explanation with ``EXPLAIN_TEMPLATE_LOADING``.
+ctxflask raises :class:`FormDataRoutingRedirect` (``App.raise_routing_exception``) and
+:class:`DebugFilesKeyError` (the request's ``files`` in debug mode) itself, and its
+template loader logs its own explanation with ``EXPLAIN_TEMPLATE_LOADING``.
 """
 
 from __future__ import annotations
@@ -15,13 +16,16 @@ from jinja2 import BaseLoader
 
 from .core.blueprints import Blueprint
 from .core.ctx import has_request_context
+from .core.debug_errors import (
+    attach_enctype_error_multidict as attach_enctype_error_multidict,
+)
+from .core.debug_errors import DebugFilesKeyError as DebugFilesKeyError
 from .core.globals import request
 from .core.routing import FormDataRoutingRedirect as FormDataRoutingRedirect
 
 if t.TYPE_CHECKING:
     from .core.app import App
     from .core.scaffold import Scaffold
-    from .core.wrappers import Request
 
 #: What a loader's ``get_source`` returns: source, file name, up-to-date check.
 _Source = tuple[str, str | None, Callable[[], bool] | None]
@@ -29,51 +33,6 @@ _Source = tuple[str, str | None, Callable[[], bool] | None]
 
 class UnexpectedUnicodeError(AssertionError, UnicodeError):
     """Text where bytes were expected, or bytes where text was (kept for Flask's API)."""
-
-
-class DebugFilesKeyError(KeyError, AssertionError):
-    """``request.files[key]`` is missing although the form has a field ``key``: the form was
-    sent without ``enctype="multipart/form-data"``, so the browser sent file names only."""
-
-    def __init__(self, request: Request, key: str) -> None:
-        sent = request.form.getlist(key)
-        self.msg = (
-            f"request.files has no file {key!r}: the request's mimetype is"
-            f" {request.mimetype!r}, not 'multipart/form-data', so no file contents were"
-            ' transmitted. Fix: add enctype="multipart/form-data" to the form.'
-        )
-        if sent:
-            names = ", ".join(map(repr, sent))
-            self.msg += f"\n\nThe browser sent file names. This was submitted: {names}"
-        super().__init__(self.msg)
-
-    def __str__(self) -> str:
-        # KeyError's own str() would show the message's repr.
-        return self.msg
-
-
-def attach_enctype_error_multidict(request: Request) -> None:
-    """Make ``request.files[key]`` raise :class:`DebugFilesKeyError` instead of a bare
-    ``KeyError`` when ``key`` was sent as a form field."""
-    files = request.files
-    base = type(files)
-
-    def __getitem__(self: t.Any, key: str) -> t.Any:
-        try:
-            return base.__getitem__(self, key)
-        except KeyError as e:
-            if key not in request.form:
-                raise
-            error = DebugFilesKeyError(request, key)
-            raise error.with_traceback(e.__traceback__) from None
-
-    # A subclass of the same name, so reprs and isinstance checks are unchanged.
-    explaining = type(
-        base.__name__,
-        (base,),
-        {"__getitem__": __getitem__, "__module__": base.__module__},
-    )
-    files.__class__ = explaining
 
 
 def _describe(loader: BaseLoader) -> Iterator[str]:

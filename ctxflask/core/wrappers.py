@@ -18,6 +18,7 @@ from werkzeug.wrappers import Request as _WerkzeugRequest
 from werkzeug.wrappers import Response as _WerkzeugResponse
 
 from . import json
+from .debug_errors import attach_enctype_error_multidict
 from .globals import _cv_app
 
 if t.TYPE_CHECKING:
@@ -140,6 +141,19 @@ class Request(_WerkzeugRequest):
         if source is not None and source.environ is None:
             return source.scanned.get(_PRESERVE_CONTEXT)
         return self._environ_get(_PRESERVE_CONTEXT)
+
+    def _load_form_data(self) -> None:
+        super()._load_form_data()
+        # In debug mode a missing file explains the usual cause: a form sent without
+        # enctype="multipart/form-data" carries file names only.
+        ctx = _cv_app.get(None)
+        if (
+            ctx is not None
+            and ctx.app.debug
+            and self.mimetype != "multipart/form-data"
+            and not self.files
+        ):
+            attach_enctype_error_multidict(self)
 
     @property
     def max_content_length(self) -> int | None:
