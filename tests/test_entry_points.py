@@ -70,3 +70,20 @@ def test_an_explicit_instance_path_must_be_absolute():
     with pytest.raises(ValueError, match="must be absolute"):
         Flask("x", instance_path="relative/path")
     assert Flask("x", instance_path=sys.prefix).instance_path == sys.prefix
+
+
+def test_instance_folder_of_a_package_in_a_namespace_is_beside_its_part(
+    tmp_path, monkeypatch
+):
+    # One namespace package spread over two folders: the app's instance folder sits
+    # beside the part that holds the app's package, not beside the other part.
+    other, own = tmp_path / "other", tmp_path / "own"
+    _make_package(other / "spread", "elsewhere")
+    _make_package(own / "spread", "myapp")
+    (own / "spread" / "single.py").write_text("")
+    monkeypatch.syspath_prepend(str(own))
+    monkeypatch.syspath_prepend(str(other))
+    for name in ("spread.myapp", "spread.single"):
+        assert Flask(name).instance_path == str(own / "instance")
+    # The namespace itself: its first part, as Flask.
+    assert Flask("spread").instance_path == str(other / "instance")

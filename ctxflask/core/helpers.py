@@ -327,20 +327,54 @@ def get_root_path(import_name: str) -> str:
 def find_instance_path(import_name: str, root_path: str, name: str) -> str:
     """The ``instance`` folder beside the package (or module) ``import_name``, as in
     Flask; for an installed package, ``<prefix>/var/<name>-instance``."""
-    top = import_name.partition(".")[0]
-    try:
-        spec = importlib.util.find_spec(top)
-    except (ImportError, ValueError):
-        spec = None
-    if spec is None or spec.origin in (None, "namespace", "built-in", "frozen"):
+    location = _package_parent(import_name)
+    if location is None:
         return os.path.join(root_path, "instance")
-    location = os.path.dirname(os.path.abspath(spec.origin))
-    if spec.submodule_search_locations:  # a package: its parent folder
-        location = os.path.dirname(location)
     prefix = _installed_prefix(location)
     if prefix is not None:
         return os.path.join(prefix, "var", f"{name}-instance")
     return os.path.join(location, "instance")
+
+
+def _package_parent(import_name: str) -> str | None:
+    """The folder holding the top-level package (or module) of ``import_name``."""
+    try:
+        spec = importlib.util.find_spec(import_name.partition(".")[0])
+    except (ImportError, ValueError):
+        return None
+    if spec is None or spec.origin in ("built-in", "frozen"):
+        return None
+    if spec.origin is None or spec.origin == "namespace":
+        parts = spec.submodule_search_locations
+        return _namespace_part(import_name, list(parts)) if parts else None
+    location = os.path.dirname(os.path.abspath(spec.origin))
+    if spec.submodule_search_locations:  # a package: its parent folder
+        return os.path.dirname(location)
+    return location
+
+
+def _namespace_part(import_name: str, parts: list[str]) -> str | None:
+    """The folder holding the part of a namespace package that has ``import_name``: a
+    namespace spreads over several folders, and the app's instance sits beside its own."""
+    try:
+        spec = importlib.util.find_spec(import_name)
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None or spec.origin in (None, "namespace"):  # the namespace itself
+        return os.path.dirname(parts[0])
+    where = spec.origin
+    if spec.submodule_search_locations:
+        where = os.path.commonpath(list(spec.submodule_search_locations))
+    for part in parts:
+        if _is_within(where, part):
+            return os.path.dirname(part)
+    return None
+
+
+def _is_within(path: str, folder: str) -> bool:
+    return os.path.commonpath([os.path.abspath(path), os.path.abspath(folder)]) == (
+        os.path.abspath(folder)
+    )
 
 
 def _installed_prefix(location: str) -> str | None:
