@@ -9,9 +9,9 @@ body.
 
 from __future__ import annotations
 
-import atexit
 import collections.abc as cabc
 import contextvars
+import functools
 import typing as t
 import weakref
 
@@ -94,15 +94,15 @@ class WSGIApp:
         steps = pipeline.start_serving(self.app)
         if steps is not None:
             bridge.run_steps(steps, contextvars.copy_context())
-        atexit.register(_stop_serving, weakref.ref(self.app), bridge.process.pid())
+        bridge.process.at_exit(functools.partial(_stop_serving, weakref.ref(self.app)))
 
     def __repr__(self) -> str:
         return f"<WSGIApp of {self.app.name!r}>"
 
 
-def _stop_serving(app_ref: weakref.ref[App], pid: int) -> None:
+def _stop_serving(app_ref: weakref.ref[App]) -> None:
     app = app_ref()
-    if app is not None and pid == bridge.process.pid():
+    if app is not None:
         steps = pipeline.stop_serving(app)
         if steps is not None:
             bridge.run_steps(steps, contextvars.copy_context())

@@ -551,3 +551,38 @@ def test_once_per_process_runs_again_in_a_forked_child():
         os.waitpid(pid, 0)
     assert report == "False True True"
     assert once.done
+
+
+_AT_EXIT_SCRIPT = """
+import multiprocessing, sys
+from ctxflask.bridge import process
+
+log = sys.argv[1]
+
+def note(who):
+    with open(log, "a") as f:
+        f.write(who + "\\n")
+
+def child():
+    process.at_exit(lambda: note("child"))
+
+process.at_exit(lambda: note("parent"))
+worker = multiprocessing.get_context("fork").Process(target=child)
+worker.start()
+worker.join()
+note("parent done")
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_at_exit_runs_once_at_exit_and_at_the_end_of_a_forked_worker(tmp_path):
+    # A forked multiprocessing worker (granian's) leaves by os._exit: atexit never runs
+    # there, multiprocessing's finalizers do. It inherits the parent's registration,
+    # which must not run in it.
+    import subprocess
+
+    log = tmp_path / "log"
+    subprocess.run(
+        [sys.executable, "-c", _AT_EXIT_SCRIPT, str(log)], check=True, timeout=30
+    )
+    assert log.read_text().splitlines() == ["child", "parent done", "parent"]

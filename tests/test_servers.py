@@ -41,6 +41,16 @@ LOAD_DEADLINE = 60.0
 CONCURRENT_REQUESTS = 300
 LIMIT = serverapp.MAX_CONTENT_LENGTH
 
+
+def granian(interface: str, target: str, *options: str) -> list[str]:
+    """granian's command line for ``interface`` (asgi, wsgi): one worker process."""
+    return [
+        "granian",
+        *("--interface", interface, "--host", HOST, "--port", "{port}"),
+        *("--workers", "1", "--workers-kill-timeout", "5", *options, target),
+    ]
+
+
 #: Server name -> command line (``{port}`` is filled in).
 SERVERS: dict[str, list[str]] = {
     "uvicorn": [
@@ -129,6 +139,10 @@ SERVERS: dict[str, list[str]] = {
         "5",
         "tests.serverapp.app:app",
     ],
+    "granian-asgi": granian("asgi", "tests.serverapp.app:app.asgi"),
+    "granian-wsgi": granian(
+        "wsgi", "tests.serverapp.app:app", "--blocking-threads", "8"
+    ),
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import threading
 import weakref
@@ -46,3 +47,24 @@ class OncePerProcess:
 def pid() -> int:
     """This process's id, kept current across forks without a system call."""
     return _pid
+
+
+def at_exit(fn: Callable[[], object]) -> None:
+    """Call ``fn`` once when this process ends: at interpreter exit, or at the end of a
+    multiprocessing child (granian's workers), which leaves by ``os._exit`` after
+    multiprocessing's finalizers, never reaching ``atexit``. Children forked later
+    inherit the registration but don't call it."""
+    import multiprocessing.util  # only once a process starts serving
+
+    owner = _pid
+    called = False
+
+    def once() -> None:
+        nonlocal called
+        if called or owner != _pid:
+            return
+        called = True
+        fn()
+
+    atexit.register(once)
+    multiprocessing.util.Finalize(None, once, exitpriority=0)
