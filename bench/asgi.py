@@ -39,6 +39,7 @@ from bench.asgi_apps import Message
 from bench.asgi_apps import SCENARIOS
 from bench.timing import environment
 from bench.timing import render_table
+from bench.timing import report_problems
 from bench.timing import Result
 from bench.timing import write_json
 
@@ -620,13 +621,7 @@ async def amain(args: argparse.Namespace) -> int:
                 print(f"Aborting: {name} failed to start up: {exc}", file=sys.stderr)
                 return 2
         problems = await verify(apps, scenarios)
-        if problems:
-            print(
-                "Aborting: not every app answers every scenario correctly.",
-                file=sys.stderr,
-            )
-            for problem in problems:
-                print(f"  - {problem}", file=sys.stderr)
+        if report_problems(problems, "app"):
             return 2
 
         sizing = (

@@ -33,6 +33,7 @@ from bench.apps import SCENARIOS
 from bench.timing import Contender
 from bench.timing import environment
 from bench.timing import format_table
+from bench.timing import report_problems
 from bench.timing import Result
 from bench.timing import run_interleaved
 from bench.timing import write_json
@@ -287,12 +288,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         apps[candidate] = candidate_app
 
     problems = verify(apps, scenarios)
-    if problems:
-        print(
-            "Aborting: not every app answers every scenario correctly.", file=sys.stderr
-        )
-        for problem in problems:
-            print(f"  - {problem}", file=sys.stderr)
+    if report_problems(problems, "app"):
         return 2
 
     reduced = ", ".join(f"flask {n}: /{d}" for n, d in FLASK_CALL_DIVISOR.items())

@@ -1,11 +1,21 @@
-"""Server throughput: ctxflask, Starlette and Quart under uvicorn with one worker each.
+"""Server throughput: ctxflask beside its peers under the servers it is deployed with.
 
-Each framework's app (``bench.asgi_apps``) runs in its own uvicorn process on 127.0.0.1,
-on a free port, all started before the first round and stopped at the end. A load
-generator on loopback drives one server at a time: ``wrk`` if it is installed (Debian:
-``apt-get install wrk``), else a small asyncio-socket load generator of this module, run
-in as many processes as ``--threads``. The rounds are interleaved across frameworks (the
-order flips every round) and the figure is the median requests/s.
+Each row is a group of servers of one kind, one worker each, on 127.0.0.1 and free
+ports, one process per app (see :func:`groups`):
+
+- ``uvicorn`` (uvloop and httptools, as deployed): ctxflask (``app.asgi``), Starlette,
+  Quart, and a hand-written ASGI app (``bench.server_apps.raw_asgi``), the server's
+  floor: ctxflask's requests/s over the raw app's is its "fraction of floor";
+- ``gunicorn-sync`` and ``gunicorn-gthread``: ctxflask's WSGI app beside Flask 3.1's;
+- ``gunicorn-asgi`` (``-k asgi``, uvloop): ctxflask's app object beside Starlette;
+- ``granian-asgi``: ctxflask, Starlette, Quart and the raw app; ``granian-wsgi``:
+  ctxflask beside Flask.
+
+A group's servers run together, and only while the group is measured. A load generator
+on loopback drives one server at a time: ``wrk`` if it is installed (Debian:
+``apt-get install wrk``), else a small asyncio-socket load generator of this module. The
+rounds are interleaved across a group's servers (the order flips every round) and the
+figure is the median requests/s.
 
 Only 127.0.0.1 is ever contacted. Run ``python -m bench.server --help`` for the options.
 """
@@ -40,29 +50,44 @@ from typing import IO
 import httpx
 
 from bench.apps import Scenario
+from bench.apps import SCENARIOS as WSGI_SCENARIOS
 from bench.asgi import check_body
 from bench.asgi import source_revision
 from bench.asgi import version_of
-from bench.asgi_apps import DISTRIBUTIONS
-from bench.asgi_apps import FRAMEWORKS
 from bench.asgi_apps import SCENARIOS as ASGI_SCENARIOS
 from bench.timing import environment
 from bench.timing import render_table
+from bench.timing import report_problems
 from bench.timing import write_json
 
 HOST = "127.0.0.1"
 CANDIDATE = "ctxflask"
-#: The frameworks served (Flask is left out: under WsgiToAsgi it is not an ASGI design).
-SERVED: tuple[str, ...] = ("ctxflask", "starlette", "quart")
-BASELINES: tuple[str, ...] = ("starlette", "quart")
-#: The scenarios sent (GET only, so wrk needs no script); ``sync`` can be left out.
-SCENARIO_NAMES: tuple[str, ...] = ("async", "json", "sync")
-SCENARIOS: dict[str, Scenario] = {
-    s.name: s for s in ASGI_SCENARIOS if s.name in SCENARIO_NAMES
-}
+#: The peer whose requests/s is the server's floor: ctxflask's ratio to it is reported as
+#: the fraction of the floor ctxflask reaches.
+FLOOR = "raw-asgi"
 REPO_ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0
+
+_ASGI = {s.name: s for s in ASGI_SCENARIOS}
+_WSGI = {s.name: s for s in WSGI_SCENARIOS}
+
+#: Targets (ctxflask's requests/s over the peer's, at least): (group, scenario, peer).
+TARGETS: dict[tuple[str, str, str], float] = {
+    ("uvicorn", "async", "starlette"): 1.0,
+    ("uvicorn", "sync", "starlette"): 1.3,
+    ("uvicorn", "async", FLOOR): 0.6,
+    ("gunicorn-sync", "hello", "flask"): 1.5,
+}
+#: The distribution behind each app name, for the versions reported.
+DISTRIBUTIONS: dict[str, str] = {
+    "ctxflask": "ctxflask",
+    "starlette": "starlette",
+    "quart": "quart",
+    "flask": "flask",
+    FLOOR: "",
+}
 
 
 @dataclass(frozen=True)
@@ -76,8 +101,159 @@ class Config:
     connections: int
 
 
-FULL = Config(rounds=3, duration=5.0, warmup=1.0, threads=2, connections=64)
-QUICK = Config(rounds=1, duration=1.0, warmup=0.5, threads=2, connections=16)
+FULL = Config(rounds=5, duration=2.0, warmup=1.0, threads=1, connections=32)
+QUICK = Config(rounds=1, duration=1.0, warmup=0.5, threads=1, connections=16)
+
+
+# -- what is served ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Group:
+    """Servers of one kind, one per app; the scenarios sent and which apps get each."""
+
+    name: str
+    description: str
+    commands: dict[str, list[str]]  # app name -> command line ("{port}" filled in)
+    scenarios: tuple[tuple[Scenario, tuple[str, ...]], ...]
+    version: str  # the server's distribution
+
+    def peers(self, scenario: str) -> list[str]:
+        """The apps ctxflask is compared with on *scenario*."""
+        for s, names in self.scenarios:
+            if s.name == scenario:
+                return [n for n in names if n != CANDIDATE]
+        return []
+
+
+def _uvicorn(target: str, loop: str, http: str) -> list[str]:
+    return [
+        sys.executable,
+        *("-m", "uvicorn", "--factory", target, "--host", HOST, "--port", "{port}"),
+        *("--workers", "1", "--loop", loop, "--http", http),
+        *("--log-level", "warning", "--no-access-log"),
+    ]
+
+
+def _gunicorn(worker: str, target: str, *options: str) -> list[str]:
+    return [
+        sys.executable,
+        *("-m", "gunicorn", "--no-control-socket", "-k", worker, *options),
+        *("--workers", "1", "--bind", f"{HOST}:{{port}}", "--log-level", "warning"),
+        target,
+    ]
+
+
+def _granian(interface: str, target: str, *options: str) -> list[str]:
+    return [
+        str(BIN / "granian"),
+        *("--interface", interface, "--host", HOST, "--port", "{port}"),
+        *("--workers", "1", "--log-level", "warning", *options, target),
+    ]
+
+
+def groups(loop: str, http: str) -> list[Group]:
+    """Every group of servers, in the order they run."""
+    asgi_factories = {
+        "ctxflask": "bench.asgi_apps:ctxflask_asgi",
+        "starlette": "bench.asgi_apps:starlette_asgi",
+        "quart": "bench.asgi_apps:quart_asgi",
+        FLOOR: "bench.server_apps:raw_asgi_factory",
+    }
+    wsgi_apps = {
+        "ctxflask": "bench.server_apps:ctxflask_wsgi",
+        "flask": "bench.server_apps:flask_wsgi",
+    }
+    frameworks = ("ctxflask", "starlette", "quart")
+    wsgi_hello = ((_WSGI["hello"], ("ctxflask", "flask")),)
+    return [
+        Group(
+            "uvicorn",
+            f"uvicorn, 1 worker, --loop {loop} --http {http}",
+            {n: _uvicorn(t, loop, http) for n, t in asgi_factories.items()},
+            (
+                (_ASGI["async"], (*frameworks, FLOOR)),
+                (_ASGI["json"], frameworks),
+                (_ASGI["sync"], frameworks),
+            ),
+            "uvicorn",
+        ),
+        Group(
+            "gunicorn-sync",
+            "gunicorn -k sync, 1 worker (WSGI)",
+            {n: _gunicorn("sync", t) for n, t in wsgi_apps.items()},
+            wsgi_hello,
+            "gunicorn",
+        ),
+        Group(
+            "gunicorn-gthread",
+            "gunicorn -k gthread --threads 8, 1 worker (WSGI)",
+            {
+                n: _gunicorn("gthread", t, "--threads", "8")
+                for n, t in wsgi_apps.items()
+            },
+            wsgi_hello,
+            "gunicorn",
+        ),
+        Group(
+            "gunicorn-asgi",
+            "gunicorn -k asgi --asgi-loop uvloop, 1 worker",
+            {
+                n: _gunicorn(
+                    "asgi", f"bench.server_apps:{n}_app", "--asgi-loop", "uvloop"
+                )
+                for n in ("ctxflask", "starlette")
+            },
+            ((_ASGI["async"], ("ctxflask", "starlette")),),
+            "gunicorn",
+        ),
+        Group(
+            "granian-asgi",
+            "granian --interface asgi --loop uvloop, 1 worker",
+            {
+                n: _granian("asgi", t, "--loop", "uvloop", "--factory")
+                for n, t in asgi_factories.items()
+            },
+            ((_ASGI["async"], (*frameworks, FLOOR)),),
+            "granian",
+        ),
+        Group(
+            "granian-wsgi",
+            "granian --interface wsgi, 1 worker",
+            {n: _granian("wsgi", t) for n, t in wsgi_apps.items()},
+            wsgi_hello,
+            "granian",
+        ),
+    ]
+
+
+def select(
+    all_groups: Sequence[Group],
+    servers: Sequence[str] | None,
+    scenarios: Sequence[str] | None,
+    frameworks: Sequence[str] | None,
+) -> list[Group]:
+    """The groups, scenarios and apps the options ask for (groups left empty dropped)."""
+    chosen = []
+    for group in all_groups:
+        if servers is not None and group.name not in servers:
+            continue
+        kept = []
+        for scenario, names in group.scenarios:
+            if scenarios is not None and scenario.name not in scenarios:
+                continue
+            names = tuple(n for n in names if frameworks is None or n in frameworks)
+            if names:
+                kept.append((scenario, names))
+        if kept:
+            used = {n for _, names in kept for n in names}
+            commands = {n: c for n, c in group.commands.items() if n in used}
+            chosen.append(
+                Group(
+                    group.name, group.description, commands, tuple(kept), group.version
+                )
+            )
+    return chosen
 
 
 # -- servers ----------------------------------------------------------------------------
@@ -102,7 +278,7 @@ def resolve_uvicorn(loop: str, http: str) -> tuple[str, str]:
 
 @dataclass
 class Server:
-    """One uvicorn process serving one framework's app."""
+    """One server process (and the workers it forks) serving one app."""
 
     name: str
     port: int
@@ -118,65 +294,54 @@ class Server:
         text = Path(self.log.name).read_text(errors="replace")
         return "\n".join(text.splitlines()[-lines:])
 
+    def _signal_group(self, signum: int) -> None:
+        # The server was started in a session of its own: its process group holds the
+        # workers it forked, and nothing else.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signum)
+
     def stop(self) -> None:
-        """SIGTERM (uvicorn shuts down gracefully), then SIGKILL if it lingers."""
+        """SIGTERM to the server and its workers (a graceful shutdown), then SIGKILL if
+        they linger."""
         if self.process.poll() is None:
-            self.process.terminate()
+            self._signal_group(signal.SIGTERM)
             try:
                 self.process.wait(STOP_TIMEOUT)
             except subprocess.TimeoutExpired:
-                self.process.kill()
+                self._signal_group(signal.SIGKILL)
                 self.process.wait()
+        self._signal_group(signal.SIGKILL)  # a worker its parent left behind
         self.log.close()
 
 
-def start_server(name: str, loop: str, http: str) -> Server:
-    """Start uvicorn with one worker on a free port of 127.0.0.1 for *name*'s app."""
-    factory = FRAMEWORKS[name]
+def start_command(name: str, command: Sequence[str], **popen: Any) -> Server:
+    """Start *command* (``{port}`` filled with a free port of 127.0.0.1) as *name*."""
     port = free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "--factory",
-        f"{factory.__module__}:{factory.__name__}",
-        "--host",
-        HOST,
-        "--port",
-        str(port),
-        "--workers",
-        "1",
-        "--loop",
-        loop,
-        "--http",
-        http,
-        "--log-level",
-        "warning",
-        "--no-access-log",
-    ]
+    argv = [part.replace("{port}", str(port)) for part in command]
     log = tempfile.NamedTemporaryFile(prefix=f"bench-{name}-", suffix=".log")  # noqa: SIM115
     process = subprocess.Popen(
-        command,
+        argv,
         cwd=REPO_ROOT,
         stdin=subprocess.DEVNULL,
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,  # a Ctrl-C reaches us only; we stop it ourselves
+        **popen,
     )
     return Server(name, port, process, log)
 
 
-def wait_ready(server: Server, client: httpx.Client) -> None:
-    """Wait until *server* answers HTTP; raise if it exits or takes too long."""
+def wait_ready(server: Server, client: httpx.Client, path: str) -> None:
+    """Wait until *server* answers HTTP on *path*; raise if it exits or takes too long."""
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
             raise RuntimeError(
-                f"{server.name}: uvicorn exited ({server.process.returncode}):\n"
+                f"{server.name}: server exited ({server.process.returncode}):\n"
                 + server.log_tail()
             )
         try:
-            client.get(f"{server.base_url}/async", timeout=1.0)
+            client.get(server.base_url + path, timeout=1.0)
         except httpx.TransportError:
             time.sleep(0.1)
             continue
@@ -185,30 +350,30 @@ def wait_ready(server: Server, client: httpx.Client) -> None:
 
 
 @contextlib.contextmanager
-def running_servers(
-    names: Sequence[str], loop: str, http: str
-) -> Iterator[list[Server]]:
-    """Start a server per framework, wait until all answer; stop them all on exit."""
-    servers: list[Server] = []
+def running_group(group: Group) -> Iterator[dict[str, Server]]:
+    """Start the group's servers, wait until all answer; stop them all on exit."""
+    servers: dict[str, Server] = {}
     try:
-        for name in names:
-            servers.append(start_server(name, loop, http))
+        for name, command in group.commands.items():
+            servers[name] = start_command(f"{group.name}-{name}", command)
         with httpx.Client() as client:
-            for server in servers:
-                wait_ready(server, client)
+            for name, server in servers.items():
+                first = next(s for s, names in group.scenarios if name in names)
+                wait_ready(server, client, first.path)
         yield servers
     finally:
-        for server in servers:
+        for server in servers.values():
             server.stop()
 
 
-def verify(servers: Sequence[Server], scenarios: Sequence[Scenario]) -> list[str]:
-    """Check every server on every scenario over HTTP; return the problems found."""
+def verify(group: Group, servers: dict[str, Server]) -> list[str]:
+    """Check every server on each of its scenarios over HTTP; return the problems."""
     problems = []
     with httpx.Client() as client:
-        for scenario in scenarios:
-            for server in servers:
-                where = f"{server.name} {scenario.method} {scenario.path}"
+        for scenario, names in group.scenarios:
+            for name in names:
+                server = servers[name]
+                where = f"{group.name} {name} {scenario.method} {scenario.path}"
                 try:
                     response = client.request(
                         scenario.method, server.base_url + scenario.path, timeout=10.0
@@ -403,8 +568,9 @@ class PythonLoad:
 
 @dataclass
 class ScenarioResult:
-    """Requests/s of every round per framework, and their medians."""
+    """Requests/s of every round per app, for one group and scenario."""
 
+    group: str
     scenario: str
     loads: dict[str, list[Load]]
 
@@ -415,12 +581,19 @@ class ScenarioResult:
             for name, loads in self.loads.items()
         }
 
-    def ratio(self, baseline: str) -> float | None:
-        """ctxflask's median requests/s over *baseline*'s (higher is better)."""
+    @property
+    def peers(self) -> list[str]:
+        return [name for name in self.loads if name != CANDIDATE]
+
+    def ratio(self, peer: str) -> float | None:
+        """ctxflask's median requests/s over *peer*'s (higher is better)."""
         medians = self.medians
-        if CANDIDATE not in medians or baseline not in medians:
+        if CANDIDATE not in medians or not medians.get(peer):
             return None
-        return medians[CANDIDATE] / medians[baseline]
+        return medians[CANDIDATE] / medians[peer]
+
+    def target(self, peer: str) -> float | None:
+        return TARGETS.get((self.group, self.scenario, peer))
 
     @property
     def errors(self) -> dict[str, int]:
@@ -431,6 +604,7 @@ class ScenarioResult:
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready view of the result."""
         return {
+            "group": self.group,
             "scenario": self.scenario,
             "median_requests_per_s": self.medians,
             "rounds": {
@@ -439,42 +613,67 @@ class ScenarioResult:
             },
             "errors": self.errors,
             "ratios": {
-                f"{CANDIDATE}/{baseline}": self.ratio(baseline)
-                for baseline in BASELINES
-                if baseline in self.loads and CANDIDATE in self.loads
+                peer: {
+                    "ratio": self.ratio(peer),
+                    "target": self.target(peer),
+                    "floor": peer == FLOOR,
+                }
+                for peer in self.peers
             },
         }
 
 
-def format_table(results: Sequence[ScenarioResult], names: Sequence[str]) -> str:
-    """Median requests/s per framework, and ctxflask's ratio to each baseline."""
-    baselines = [b for b in BASELINES if b in names and CANDIDATE in names]
+def format_table(results: Sequence[ScenarioResult]) -> str:
+    """One row per (server, scenario, peer): ctxflask's and the peer's median
+    requests/s, the ratio (the fraction of the floor against the raw app) and target."""
     rows = [
         [
+            "server",
             "scenario",
-            *(f"{n} req/s" for n in names),
-            *(f"{CANDIDATE}/{b}" for b in baselines),
+            f"{CANDIDATE} req/s",
+            "peer",
+            "peer req/s",
+            f"{CANDIDATE}/peer",
+            "target",
+            "",
         ]
     ]
     for result in results:
         medians = result.medians
-        rows.append(
-            [
-                result.scenario,
-                *(f"{medians[n]:,.0f}" for n in names),
-                *(f"{result.ratio(b):.3f}x" for b in baselines),
-            ]
-        )
+        own = f"{medians[CANDIDATE]:,.0f}" if CANDIDATE in medians else "-"
+        for peer in result.peers:
+            ratio = result.ratio(peer)
+            target = result.target(peer)
+            verdict = ""
+            if ratio is not None and target is not None:
+                verdict = "ok" if ratio >= target else "MISSED"
+            cell = "-" if ratio is None else f"{ratio:.3f}x"
+            if peer == FLOOR and ratio is not None:
+                cell = f"{ratio:.3f} of floor"
+            rows.append(
+                [
+                    result.group,
+                    result.scenario,
+                    own,
+                    peer,
+                    f"{medians[peer]:,.0f}",
+                    cell,
+                    "-" if target is None else f">= {target:g}",
+                    verdict,
+                ]
+            )
+        if not result.peers:
+            rows.append([result.group, result.scenario, own, "-", "-", "-", "-", ""])
     return render_table(rows)
 
 
-def run(
-    servers: Sequence[Server],
-    scenarios: Sequence[Scenario],
+def run_group(
+    group: Group,
+    servers: dict[str, Server],
     config: Config,
     python_load: PythonLoad | None,
 ) -> list[ScenarioResult]:
-    """Warm every server up on each scenario, then time interleaved rounds."""
+    """Warm the group's servers up on each scenario, then time interleaved rounds."""
 
     def load(server: Server, scenario: Scenario, seconds: float) -> Load:
         if python_load is not None:
@@ -482,19 +681,20 @@ def run(
         return run_wrk(server.base_url + scenario.path, seconds, config)
 
     results = []
-    for scenario in scenarios:
+    for scenario, names in group.scenarios:
         started = time.perf_counter()
-        for server in servers:
-            load(server, scenario, config.warmup)
-        loads: dict[str, list[Load]] = {server.name: [] for server in servers}
+        for name in names:
+            load(servers[name], scenario, config.warmup)
+        loads: dict[str, list[Load]] = {name: [] for name in names}
         for index in range(config.rounds):
-            order = servers if index % 2 == 0 else list(reversed(servers))
-            for server in order:
-                loads[server.name].append(load(server, scenario, config.duration))
-        result = ScenarioResult(scenario.name, loads)
+            order = names if index % 2 == 0 else tuple(reversed(names))
+            for name in order:
+                loads[name].append(load(servers[name], scenario, config.duration))
+        result = ScenarioResult(group.name, scenario.name, loads)
         figures = ", ".join(f"{n} {v:,.0f}" for n, v in result.medians.items())
         print(
-            f"  {scenario.name}: {figures} req/s ({time.perf_counter() - started:.0f} s)",
+            f"  {group.name} {scenario.name}: {figures} req/s"
+            f" ({time.perf_counter() - started:.0f} s)",
             file=sys.stderr,
             flush=True,
         )
@@ -504,10 +704,11 @@ def run(
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     """Command-line options."""
+    all_groups = groups("uvloop", "httptools")
     parser = argparse.ArgumentParser(
         prog="python -m bench.server",
-        description="Requests/s under uvicorn (one worker each): ctxflask, Starlette"
-        " and Quart, interleaved rounds, load from 127.0.0.1.",
+        description="Requests/s of ctxflask and its peers under uvicorn, gunicorn and"
+        " granian (one worker each), interleaved rounds, load from 127.0.0.1.",
     )
     parser.add_argument(
         "--rounds", type=int, help=f"rounds per server (default {FULL.rounds})"
@@ -530,16 +731,22 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--json", metavar="PATH", help="also write the figures to PATH")
     parser.add_argument(
+        "--server",
+        action="append",
+        choices=[g.name for g in all_groups],
+        help="run only this group of servers (repeatable; default all)",
+    )
+    parser.add_argument(
         "--scenario",
         action="append",
-        choices=list(SCENARIOS),
+        choices=sorted({s.name for g in all_groups for s, _ in g.scenarios}),
         help="run only this scenario (repeatable; default all)",
     )
     parser.add_argument(
         "--framework",
         action="append",
-        choices=list(SERVED),
-        help="serve only this framework (repeatable; default all)",
+        choices=list(DISTRIBUTIONS),
+        help="serve only this app (repeatable; default all)",
     )
     parser.add_argument(
         "--loadgen",
@@ -549,15 +756,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--loop",
-        default="auto",
+        default="uvloop",
         choices=("auto", "asyncio", "uvloop"),
-        help="uvicorn --loop",
+        help="uvicorn --loop (default uvloop, as deployed)",
     )
     parser.add_argument(
         "--http",
-        default="auto",
+        default="httptools",
         choices=("auto", "h11", "httptools"),
-        help="uvicorn --http",
+        help="uvicorn --http (default httptools, as deployed)",
     )
     args = parser.parse_args(argv)
     for option in ("rounds", "threads", "connections"):
@@ -574,7 +781,7 @@ def _stop_on_sigterm(signum: int, frame: Any) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Start the servers, verify them, load them in rounds, report."""
+    """Per group: start its servers, verify them, load them in rounds; report."""
     args = parse_args(argv)
     base = QUICK if args.quick else FULL
     config = Config(
@@ -586,12 +793,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if config.threads > config.connections:
         config = Config(**{**asdict(config), "threads": config.connections})
-    scenarios = [
-        s
-        for s in SCENARIOS.values()
-        if args.scenario is None or s.name in args.scenario
-    ]
-    names = [n for n in SERVED if args.framework is None or n in args.framework]
+    loop, http = resolve_uvicorn(args.loop, args.http)
+    missing = [m for m in (loop, http) if importlib.util.find_spec(m) is None]
+    missing = [m for m in missing if m not in ("asyncio", "h11")]
+    if missing:
+        print(
+            f"not installed: {', '.join(missing)} (pip install -e '.[bench]')",
+            file=sys.stderr,
+        )
+        return 2
+    chosen = select(groups(loop, http), args.server, args.scenario, args.framework)
+    if not chosen:
+        print("nothing to run: no group serves that selection", file=sys.stderr)
+        return 2
 
     use_wrk = args.loadgen == "wrk" or (
         args.loadgen == "auto" and shutil.which("wrk") is not None
@@ -602,38 +816,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     loadgen = (
         wrk_version() if use_wrk else "python asyncio sockets (bench.server fallback)"
     )
-    loop, http = resolve_uvicorn(args.loop, args.http)
     revision = source_revision()  # before the run: the tree may change meanwhile
 
+    print(
+        f"load: {loadgen}, {config.threads} thread(s), {config.connections}"
+        f" connections; {config.rounds} interleaved rounds of {config.duration:g} s"
+        " per server; median requests/s (higher is better)",
+        flush=True,
+    )
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     python_load = None if use_wrk else PythonLoad(config)
+    results: list[ScenarioResult] = []
     try:
-        with running_servers(names, loop, http) as servers:
-            problems = verify(servers, scenarios)
-            if problems:
-                print(
-                    "Aborting: not every server answers every scenario correctly.",
-                    file=sys.stderr,
-                )
-                for problem in problems:
-                    print(f"  - {problem}", file=sys.stderr)
-                return 2
-            print(
-                f"uvicorn {version_of('uvicorn')}, 1 worker each (loop {loop}, http {http});"
-                f" load: {loadgen}, {config.threads} threads, {config.connections}"
-                f" connections; {config.rounds} interleaved rounds of"
-                f" {config.duration:g} s; median requests/s (higher is better)",
-                flush=True,
-            )
-            results = run(servers, scenarios, config, python_load)
+        for group in chosen:
+            print(f"{group.name}: {group.description}", file=sys.stderr, flush=True)
+            with running_group(group) as servers:
+                problems = verify(group, servers)
+                if report_problems(problems, "server"):
+                    return 2
+                results += run_group(group, servers, config, python_load)
     finally:
         if python_load is not None:
             python_load.close()
 
     print()
-    print(format_table(results, names))
+    print(format_table(results))
     errors = {
-        f"{r.scenario}/{name}": count
+        f"{r.group}/{r.scenario}/{name}": count
         for r in results
         for name, count in r.errors.items()
         if count
@@ -642,16 +851,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"\nerrors (non-2xx, socket errors, timeouts): {errors}")
 
     if args.json:
-        versions = {name: version_of(DISTRIBUTIONS[name]) for name in names}
-        versions["uvicorn"] = version_of("uvicorn")
+        names = {n for g in chosen for n in g.commands}
+        versions = {n: version_of(DISTRIBUTIONS[n]) for n in names if DISTRIBUTIONS[n]}
+        for server in sorted({g.version for g in chosen}):
+            versions[server] = version_of(server)
+        for extra in ("uvloop", "httptools"):
+            versions[extra] = version_of(extra)
         payload = {
-            "benchmark": "asgi-server",
+            "benchmark": "servers",
             "environment": {**environment(), "cpus": str(os.cpu_count())},
             "versions": versions,
             "ctxflask_source": revision,
-            "server": {"uvicorn_loop": loop, "uvicorn_http": http, "workers": 1},
             "load_generator": loadgen,
             "config": asdict(config),
+            "groups": {
+                g.name: {
+                    "description": g.description,
+                    "commands": {
+                        n: [Path(p).name if p == sys.executable else p for p in c]
+                        for n, c in g.commands.items()
+                    },
+                }
+                for g in chosen
+            },
             "results": [result.as_dict() for result in results],
         }
         write_json(args.json, payload)

@@ -153,6 +153,20 @@ def environment() -> dict[str, str]:
     }
 
 
+def report_problems(problems: Sequence[str], what: str) -> bool:
+    """Print *problems* (wrong answers found before any timing) under a line saying the
+    run stops because not every *what* answers every scenario correctly; return whether
+    there were any."""
+    if not problems:
+        return False
+    print(
+        f"Aborting: not every {what} answers every scenario correctly.", file=sys.stderr
+    )
+    for problem in problems:
+        print(f"  - {problem}", file=sys.stderr)
+    return True
+
+
 def write_json(path: str | Path, payload: dict[str, Any]) -> None:
     """Write *payload* to *path* as indented JSON."""
     Path(path).write_text(json.dumps(payload, indent=2, sort_keys=False) + "\n")
