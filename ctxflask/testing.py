@@ -29,6 +29,11 @@ from werkzeug.wrappers import Request as BaseRequest
 from . import bridge
 from .asgi.scope import PRESERVE_CONTEXT
 from .cli import ScriptInfo
+from .isolation import check_isolation as check_isolation
+from .isolation import check_isolation_wsgi as check_isolation_wsgi
+from .isolation import Finding as Finding
+from .isolation import IsolationReport as IsolationReport
+from .isolation import RequestSpec as RequestSpec
 
 if t.TYPE_CHECKING:
     import httpx
@@ -520,5 +525,73 @@ async def websocket_connect(
             else:
                 if client.close_code is None:
                     await client.close()
+    if failure is not None:
+        raise failure
+
+
+class LifespanFailed(RuntimeError):
+    """The app reported ``lifespan.startup.failed`` or ``lifespan.shutdown.failed``:
+    a ``before_serving`` or ``after_serving`` function raised. The message is the app's."""
+
+
+@asynccontextmanager
+async def serving(app: Flask) -> t.AsyncIterator[Flask]:
+    """Serve ``app.asgi`` for the block as an ASGI server does, through the lifespan
+    protocol, in async tests (asyncio or trio):
+
+    ``async with serving(app): ...``
+
+    Entering runs the ``before_serving`` functions; leaving waits for the running
+    background tasks (up to ``BACKGROUND_TASK_SHUTDOWN_TIMEOUT``) and runs the
+    ``after_serving`` functions. A failure of either phase raises :class:`LifespanFailed`.
+    """
+    to_app, app_inbox = anyio.create_memory_object_stream[dict[str, t.Any]](2)
+    app_outbox, from_app = anyio.create_memory_object_stream[dict[str, t.Any]](2)
+    scope: dict[str, t.Any] = {
+        "type": "lifespan",
+        "asgi": {"version": "3.0", "spec_version": "2.0"},
+        "state": {},
+    }
+
+    async def receive() -> dict[str, t.Any]:
+        return await app_inbox.receive()
+
+    async def send(message: MutableMapping[str, t.Any]) -> None:
+        await app_outbox.send(dict(message))
+
+    async def run_lifespan() -> None:
+        # An app that raises instead of reporting a failure is told to the waiting
+        # side as a failure, so that it does not wait for ever.
+        try:
+            await app.asgi(scope, receive, send)
+        except Exception as e:
+            await app_outbox.send(
+                {"type": "lifespan.failed", "message": f"{type(e).__name__}: {e}"}
+            )
+
+    async def phase(name: str) -> LifespanFailed | None:
+        await to_app.send({"type": f"lifespan.{name}"})
+        answer = await from_app.receive()
+        if answer["type"] == f"lifespan.{name}.complete":
+            return None
+        return LifespanFailed(
+            f"lifespan {name} of {app.name!r} failed: {answer.get('message', '')}"
+        )
+
+    # Errors are raised after the task group, so that they come out as themselves and
+    # not wrapped in an exception group.
+    failure: BaseException | None = None
+    async with to_app, app_inbox, app_outbox, from_app, anyio.create_task_group() as tg:
+        tg.start_soon(run_lifespan)
+        failure = await phase("startup")
+        if failure is None:
+            try:
+                yield app
+            except BaseException as e:
+                failure = e
+            # Shut down even when the block failed or was cancelled.
+            with anyio.CancelScope(shield=True):
+                stopped = await phase("shutdown")
+            failure = failure or stopped
     if failure is not None:
         raise failure
