@@ -420,10 +420,19 @@ def _server_command(server: str, target: str, port: int) -> list[str]:
     ]
 
 
-def _app_target(request: pytest.FixtureRequest, marker: pytest.Mark | None) -> str:
+def _marked(node: pytest.Item, key: str) -> object:
+    # The closest ctxflask_live_server marker that gives this key: a test may have one
+    # marker for the app and, through a parameter, another for the server.
+    for mark in node.iter_markers("ctxflask_live_server"):
+        if mark.kwargs.get(key):
+            return mark.kwargs[key]
+    return None
+
+
+def _app_target(request: pytest.FixtureRequest) -> str:
     config = request.config
     target = (
-        (marker.kwargs.get("app") if marker else None)
+        _marked(request.node, "app")
         or config.getoption("ctxflask_app")
         or config.getini("ctxflask_app")
     )
@@ -501,10 +510,9 @@ def live_server(request: pytest.FixtureRequest) -> Iterator[LiveServer]:
     The server process runs with the tests' ``sys.path`` and environment (a factory can
     read its test settings from environment variables), in the rootdir.
     """
-    marker = request.node.get_closest_marker("ctxflask_live_server")
     config = request.config
     server = str(
-        (marker.kwargs.get("server") if marker else None)
+        _marked(request.node, "server")
         or config.getoption("ctxflask_server")
         or config.getini("ctxflask_server")
     )
@@ -513,7 +521,7 @@ def live_server(request: pytest.FixtureRequest) -> Iterator[LiveServer]:
             f"live_server: unknown server {server!r}; choose one of {', '.join(SERVERS)}.",
             pytrace=False,
         )
-    target = _app_target(request, marker)
+    target = _app_target(request)
     port = _free_port()
     command = _server_command(server, target, port)
     env = dict(os.environ)
