@@ -51,11 +51,13 @@ def app(tmp_path):
     return app
 
 
-@pytest.fixture(params=["wsgi", "asgi"])
-def client(app, request):
-    """The test client, once through the WSGI entry point (``app``) and once through
-    the ASGI one (``app.asgi``)."""
-    return app.test_client(asgi=request.param == "asgi")
+# `client` (each test once through `app` and once through `app.asgi`), `async_client`,
+# `live_server` and the context guard come from ctxflask's pytest plugin, given `app`.
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_contexts(ctxflask_context_guard):
+    """Every test fails if it leaves an application or request context pushed."""
 
 
 @pytest.fixture
