@@ -532,6 +532,35 @@ def test_live_server_says_how_to_name_the_app(project: pytest.Pytester) -> None:
     result.assert_outcomes(errors=3)
 
 
+# -- pytest stays in the plugin -------------------------------------------------------------
+
+
+def test_importing_ctxflask_and_its_test_clients_does_not_import_pytest() -> None:
+    code = (
+        "import sys, ctxflask, ctxflask.testing, ctxflask.cli; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('pytest', '_pytest')))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+    )
+    assert result.stdout == "[]\n", result.stderr
+
+
+def test_a_module_besides_the_plugin_importing_pytest_breaks_a_contract(
+    tmp_path: Path,
+) -> None:
+    from tests.layering.test_layers import _copy_of_the_package
+    from tests.layering.test_layers import _lint_imports
+
+    copy = _copy_of_the_package(tmp_path)
+    with (copy / "ctxflask" / "testing.py").open("a") as f:
+        f.write("\nimport pytest  # noqa: E402\n")
+    result = _lint_imports(copy, copy, ROOT)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Only the pytest plugin imports pytest" in result.stdout
+    assert "ctxflask.testing -> pytest" in result.stdout
+
+
 # -- installed from scratch ---------------------------------------------------------------
 
 
