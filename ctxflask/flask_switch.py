@@ -217,6 +217,10 @@ def _flask_module() -> types.ModuleType:
                 stacklevel=2,
             )
             return FLASK_VERSION
+        # Flask's package imports its submodules, so ``flask.globals`` works unimported
+        # (OpenTelemetry's Flask instrumentation reads ``flask.globals.request_ctx``).
+        if f"flask.{name}" in MODULES:
+            return importlib.import_module(f"flask.{name}")
         # ctxflask's own dunders (__file__, __version__) say nothing about flask.
         if not (name.startswith("__") and name.endswith("__")):
             try:
