@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio.coroutines
 import collections.abc as cabc
+import contextvars
 import functools
 import os
 import sys
@@ -23,6 +24,7 @@ import typing as t
 from . import bridge
 from . import pipeline
 from .asgi import ASGIApp
+from .asgi.wsgi_middleware import handoff_for
 from .cli import AppGroup
 from .core import typing as ft
 from .core.app import App
@@ -31,10 +33,14 @@ from .core.app import T_teardown as T_teardown
 from .core.app import T_template_filter as T_template_filter
 from .core.app import T_template_global as T_template_global
 from .core.app import T_template_test as T_template_test
+from .core.globals import _cv_request
+from .core.signals import request_finished
+from .core.wrappers import response_headers
 from .wsgi import WSGIApp
 
 if t.TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse
+    from _typeshed.wsgi import WSGIApplication
     from _typeshed.wsgi import WSGIEnvironment
 
     from .core.ctx import RequestContext
@@ -45,7 +51,57 @@ if t.TYPE_CHECKING:
 _T = t.TypeVar("_T")
 
 
-class Flask(App):
+class _FlaskType(type):
+    """The class of :class:`Flask`: a ``__call__`` assigned to the class after it is made
+    (an integration's WSGI middleware: sentry-sdk's Flask integration patches
+    ``Flask.__call__`` with a two-argument WSGI function) is wrapped so that the app
+    stays its own ASGI entry point, ``app(scope, receive, send)``, and its ASGI requests
+    pass that middleware too (see :meth:`Flask._wsgi_middleware`)."""
+
+    def __setattr__(cls, name: str, value: t.Any) -> None:
+        if name == "__call__" and callable(value) and not _is_dispatcher(value):
+            value = _dispatcher(value)
+        super().__setattr__(name, value)
+
+
+def _is_dispatcher(fn: t.Any) -> bool:
+    return getattr(fn, "__ctxflask_dispatcher__", False) is True
+
+
+def _in_sentry_asgi_middleware() -> bool:
+    """Whether sentry-sdk's ASGI middleware serves the request being called: its own
+    transaction and scopes are there already, and the WSGI middleware that its Flask
+    integration assigns to ``Flask.__call__`` would make a second transaction."""
+    module = sys.modules.get("sentry_sdk.integrations.asgi")
+    applied = getattr(module, "_asgi_middleware_applied", None)
+    return applied is not None and applied.get(False) is True
+
+
+def _dispatcher(wsgi_call: t.Callable[..., t.Any]) -> t.Callable[..., t.Any]:
+    """``wsgi_call`` as the app's ``__call__``: WSGI's two arguments go to it, ASGI's
+    three to ``app.asgi``, which runs the request through it."""
+
+    @functools.wraps(wsgi_call)
+    def __call__(self: Flask, *args: t.Any) -> t.Any:
+        if len(args) == 3:
+            return self.asgi(*args)
+        return wsgi_call(self, *args)
+
+    _mark_dispatcher(__call__)
+    return __call__
+
+
+def _mark_dispatcher(fn: t.Any) -> None:
+    fn.__ctxflask_dispatcher__ = True
+    # ASGI servers tell ASGI 3 apps by ``asyncio.iscoroutinefunction(app.__call__)``
+    # (uvicorn's "auto" interface): this marker makes ``uvicorn module:app`` and
+    # ``uvicorn --factory`` take the app object as ASGI 3, while WSGI servers call it as
+    # before. (Python < 3.14 reads the marker; later versions, use ``app.asgi``.)
+    if hasattr(asyncio.coroutines, "_is_coroutine"):
+        fn._is_coroutine = asyncio.coroutines._is_coroutine
+
+
+class Flask(App, metaclass=_FlaskType):
     """A ctxflask application: one object for the WSGI entry point (the app itself) and
     the ASGI one (``app.asgi``).
 
@@ -177,8 +233,44 @@ class Flask(App):
         self, environ: WSGIEnvironment, start_response: StartResponse
     ) -> cabc.Iterable[bytes]:
         """The WSGI application. Wrap this one with middleware
-        (``app.wsgi_app = Middleware(app.wsgi_app)``) to keep ``app`` itself."""
-        return self._wsgi(environ, start_response)
+        (``app.wsgi_app = Middleware(app.wsgi_app)``) to keep ``app`` itself; ASGI
+        requests pass it too (see :mod:`ctxflask.asgi.wsgi_middleware`)."""
+        handoff = handoff_for(self)
+        if handoff is None and self._wsgi_middleware() is None:
+            return self._wsgi(environ, start_response)
+        # Middleware is there: as in Flask, start the response inside the request's
+        # contexts, before its teardown, for middleware whose start_response reads the
+        # request (OpenTelemetry's Flask instrumentation).
+        early = _EarlyStart(self, start_response)
+        token = _early_start.set(early)
+        try:
+            if handoff is not None:
+                return handoff.serve(environ, early)
+            return self._wsgi(environ, early)
+        finally:
+            _early_start.reset(token)
+
+    def _wsgi_middleware(self) -> WSGIApplication | None:
+        """The WSGI middleware around the app, to run ASGI requests through: the app
+        itself as a WSGI callable (``app(environ, start_response)``) when a ``__call__``
+        was assigned to its class or a ``wsgi_app`` to it; ``None`` when neither was."""
+        wsgi_app = self.__dict__.get("wsgi_app")
+        call = type(self).__call__
+        if wsgi_app is None and call is _FLASK_CALL:
+            return None  # the usual case, on every request
+        wrapped: WSGIApplication | None = None
+        if wsgi_app is not None and (
+            getattr(wsgi_app, "__self__", None) is not self
+            or getattr(wsgi_app, "__func__", None) is not _FLASK_WSGI_APP
+        ):
+            wrapped = wsgi_app  # not the app's own method put back (uninstrumented)
+        if (
+            call is not _FLASK_CALL
+            and _is_dispatcher(call)
+            and not _in_sentry_asgi_middleware()
+        ):
+            return self
+        return wrapped
 
     @functools.cached_property
     def asgi(self) -> ASGIApp:
@@ -188,7 +280,7 @@ class Flask(App):
 
         Assign to it to add ASGI middleware: ``app.asgi = Middleware(app.asgi)``.
         """
-        return ASGIApp(self)
+        return ASGIApp(self, self._wsgi_middleware)
 
     @t.overload
     def __call__(
@@ -211,12 +303,7 @@ class Flask(App):
             return self.asgi(*args)
         return self.wsgi_app(*args)
 
-    # ASGI servers tell ASGI 3 apps by ``asyncio.iscoroutinefunction(app.__call__)``
-    # (uvicorn's "auto" interface): this marker makes ``uvicorn module:app`` and
-    # ``uvicorn --factory`` take the app object as ASGI 3, while WSGI servers call it as
-    # before. (Python < 3.14 reads the marker; later versions, use ``app.asgi``.)
-    if hasattr(asyncio.coroutines, "_is_coroutine"):
-        __call__._is_coroutine = asyncio.coroutines._is_coroutine  # type: ignore[attr-defined]
+    _mark_dispatcher(__call__)
 
     def run(
         self,
@@ -269,5 +356,52 @@ class Flask(App):
         run_simple(host, port, self, **options)
 
 
+# Flask's own, whatever is assigned to the class later.
+_FLASK_CALL = Flask.__call__
+_FLASK_WSGI_APP = Flask.wsgi_app
+
+
 async def _awaited(awaitable: t.Awaitable[_T]) -> _T:
     return await awaitable
+
+
+class _EarlyStart:
+    """The ``start_response`` of WSGI middleware around the app, called as the request
+    finishes (``request_finished``), inside its contexts, as Flask calls it; the entry
+    point's own call after that does nothing more."""
+
+    __slots__ = ("_write", "app", "start_response")
+
+    def __init__(self, app: Flask, start_response: StartResponse) -> None:
+        self.app = app
+        self.start_response = start_response
+        self._write: t.Any = None
+        _receive_request_finished()
+
+    def __call__(
+        self, status: str, headers: list[tuple[str, str]], exc_info: t.Any = None
+    ) -> t.Any:
+        if self._write is None or exc_info is not None:
+            self._write = self.start_response(status, headers, exc_info)
+        return self._write
+
+    def start(self, response: Response) -> None:
+        request = _cv_request.get().request
+        self(response.status, response_headers(response, request))
+
+
+_early_start: contextvars.ContextVar[_EarlyStart | None] = contextvars.ContextVar(
+    "ctxflask.early_start", default=None
+)
+
+
+def _start_early(sender: t.Any, response: Response, **extra: t.Any) -> None:
+    early = _early_start.get()
+    if early is not None and early.app is sender and early._write is None:
+        early.start(response)
+
+
+@functools.cache
+def _receive_request_finished() -> None:
+    # Connected once some app has WSGI middleware: apps without never pay for it.
+    request_finished.connect(_start_early)

@@ -19,9 +19,11 @@ from .types import Receive
 from .types import Scope
 from .types import Send
 from .websocket import WebsocketConnection
+from .wsgi_middleware import serve_through
 
 if t.TYPE_CHECKING:
     import anyio
+    from _typeshed.wsgi import WSGIApplication
 
 # The environ argument of a request context whose request is made already.
 _NO_ENVIRON: t.Any = None
@@ -40,8 +42,15 @@ class ASGIApp:
     websocket_connection_class: type[WebsocketConnection] = WebsocketConnection
     lifespan_class: type[Lifespan] = Lifespan
 
-    def __init__(self, app: App) -> None:
+    def __init__(
+        self,
+        app: App,
+        wsgi_middleware: t.Callable[[], WSGIApplication | None] | None = None,
+    ) -> None:
         self.app = app
+        #: Tells, at each request, the WSGI middleware around the app to run ``http``
+        #: requests through (see :mod:`.wsgi_middleware`); ``None`` when there is none.
+        self.wsgi_middleware = wsgi_middleware
         #: Background tasks running now, in this process (lifespan shutdown waits).
         self.running_tasks = 0
         self._tasks_done: anyio.Event | None = None
@@ -58,7 +67,12 @@ class ASGIApp:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "http":
-            await self.http_connection_class(self, scope, receive, send).run()
+            find = self.wsgi_middleware
+            middleware = None if find is None else find()
+            if middleware is None:
+                await self.http_connection_class(self, scope, receive, send).run()
+            else:
+                await serve_through(self, middleware, scope, receive, send)
         elif kind == "lifespan":
             await self.lifespan_class(self, receive, send).run()
         elif kind == "websocket":
@@ -97,6 +111,36 @@ class ASGIApp:
             request.json_module = app.json
             return RequestContext(app, _NO_ENVIRON, request)
         return app.request_context(source.get())
+
+    def span_details(self, scope: Scope) -> tuple[str, dict[str, str]]:
+        """A request's span name and attributes, from the rule its path matches, for
+        OpenTelemetry's ASGI middleware, which names a span before the app sees the
+        request: ``OpenTelemetryMiddleware(app.asgi,
+        default_span_details=app.asgi.span_details)`` names spans ``GET
+        /items/<int:item_id>``, as its Flask instrumentation does, with ``http.route``.
+        A path that matches no rule gives the method alone, not the path (a name per
+        path would make one per URL scanned)."""
+        method = scope.get("method", "")
+        rule = self.match(scope)
+        if rule is None:
+            return method or scope.get("path", ""), {}
+        name = f"{method} {rule}" if method else rule
+        return name, {"http.route": rule}
+
+    def match(self, scope: Scope) -> str | None:
+        """The rule an ``http`` or ``websocket`` scope's path matches, or ``None``
+        (routed as the request would be: host, subdomain, method)."""
+        try:
+            request = request_from_scope(Request, ScopeEnviron(scope))
+            adapter = self.app.create_url_adapter(request)
+            if adapter is None:
+                return None
+            rule, _ = adapter.match(
+                return_rule=True, websocket=scope["type"] == "websocket"
+            )
+        except Exception:  # no match (404, 405, a redirect), an untrusted host, ...
+            return None
+        return rule.rule
 
     def __repr__(self) -> str:
         return f"<ASGIApp of {self.app.name!r}>"

@@ -13,6 +13,7 @@ from ..core.wrappers import response_headers
 from ..core.wrappers import sends_body
 from .body import NO_BODY
 from .connection import Connection
+from .scope import set_route
 from .types import Message
 
 if t.TYPE_CHECKING:
@@ -32,6 +33,7 @@ class HTTPConnection(Connection):
                 None if self.body is NO_BODY else self._receive_body_for_async,
                 self.asgi.async_in_thread,
             )
+            set_route(self.scope, self.request)
             if finished:
                 await self._send_complete(response)
             else:

@@ -84,6 +84,17 @@ def build_environ(scope: Scope, body: t.Any) -> dict[str, t.Any]:
     }
     if client:
         environ["REMOTE_PORT"] = str(client[1])
+    # The request line's target, as WSGI servers give it (werkzeug's and gunicorn's):
+    # instrumentations report it.
+    raw_path = scope.get("raw_path")
+    target = (
+        raw_path.decode("latin-1")
+        if raw_path
+        else environ["SCRIPT_NAME"] + environ["PATH_INFO"]
+    )
+    if environ["QUERY_STRING"]:
+        target = f"{target}?{environ['QUERY_STRING']}"
+    environ["REQUEST_URI"] = environ["RAW_URI"] = target
     for raw_name, raw_value in scope["headers"]:
         name = _environ_key(raw_name)
         value = raw_value.decode("latin-1")
@@ -224,3 +235,33 @@ def request_from_scope(cls: type[Request], source: ScopeEnviron) -> Request:
     request._source = source
     request.shallow = False
     return request
+
+
+class Route(str):
+    """``scope["route"]``: the rule the request matched (``/items/<int:item_id>``), set
+    before the response starts, for ASGI middleware that names requests by route.
+
+    It is the rule's string, and answers the attributes that such middleware reads from
+    the route objects other frameworks put there: ``path_format`` (OpenTelemetry's ASGI
+    instrumentation) and ``path`` (sentry-sdk's, with ``transaction_style="url"``).
+    """
+
+    __slots__ = ()
+
+    @property
+    def path(self) -> str:
+        return str(self)
+
+    @property
+    def path_format(self) -> str:
+        return str(self)
+
+
+def set_route(scope: Scope, request: Request) -> None:
+    """Put the rule ``request`` matched in ``scope["route"]``, if it matched one."""
+    rule = request.url_rule
+    if rule is not None:
+        route = rule.__dict__.get("_asgi_route")
+        if route is None:  # made once per rule: every request sets it
+            route = rule.__dict__["_asgi_route"] = Route(rule.rule)
+        scope["route"] = route

@@ -1,0 +1,362 @@
+"""Observability under both entry points.
+
+ctxflask's own part runs here: WSGI middleware around the app (``app.wsgi_app`` wrapped
+on the app, a ``__call__`` assigned to the class) passed by ASGI requests too, its
+``start_response`` called inside the request's contexts, and ``scope["route"]``.
+
+OpenTelemetry's Flask and ASGI instrumentations and sentry-sdk's Flask integration run in
+processes of their own (``tests/observability/``): they need ``install_as_flask()``, which
+cannot be undone and which other tests' import of the real Flask forbids, and they patch
+global state for good (Flask's class, signal receivers, sentry's client).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+
+import httpx
+import pytest
+import uvicorn.config
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+import ctxflask
+import ctxflask.asgi.app
+from ctxflask import g
+from ctxflask import request
+from ctxflask.asgi.scope import Route
+from ctxflask.testing import asgi_client
+from tests.support import variant
+
+
+def recording_middleware(wsgi_app, log):
+    """WSGI middleware that records what its ``start_response`` sees of the request, and
+    when its body is closed."""
+
+    def middleware(environ, start_response):
+        def recording_start(status, headers, exc_info=None):
+            log.append(("start", status, request.endpoint if request else None))
+            return start_response(status, headers, exc_info)
+
+        body = wsgi_app(environ, recording_start)
+        return _Closing(body, lambda: log.append(("close",)))
+
+    return middleware
+
+
+class _Closing:
+    """A body that closes ``body`` and then calls ``on_close``; its chunks go through
+    ``change``."""
+
+    def __init__(self, body, on_close, change=lambda chunk: chunk):
+        self.body, self.on_close, self.change = body, on_close, change
+
+    def __iter__(self):
+        return (self.change(chunk) for chunk in self.body)
+
+    def close(self):
+        try:
+            close = getattr(self.body, "close", None)
+            if close is not None:
+                close()
+        finally:
+            self.on_close()
+
+
+def test_proxy_fix_applies_to_asgi_requests_too(app, client):
+    app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)
+
+    @app.get("/where")
+    def where():
+        return {"addr": request.remote_addr, "url": request.url}
+
+    response = client.get(
+        "/where",
+        headers={
+            "X-Forwarded-For": "203.0.113.7",
+            "X-Forwarded-Proto": "https",
+            "X-Forwarded-Host": "example.org",
+        },
+    )
+    assert response.json == {"addr": "203.0.113.7", "url": "https://example.org/where"}
+
+
+def test_middleware_starts_the_response_inside_the_request_before_teardown(
+    app, client, kind
+):
+    log: list[tuple[str, ...]] = []
+    app.wsgi_app = recording_middleware(app.wsgi_app, log)
+
+    @app.get("/hello")
+    @variant(kind)
+    def hello():
+        return "hello"
+
+    @app.get("/fails")
+    @variant(kind)
+    def fails():
+        raise ValueError("no")
+
+    @app.teardown_request
+    @variant(kind)
+    def teardown(error):
+        log.append(("teardown", type(error).__name__))
+
+    assert client.get("/hello").text == "hello"
+    assert log == [("start", "200 OK", "hello"), ("teardown", "NoneType"), ("close",)]
+    log.clear()
+    app.testing = False
+    assert client.get("/fails").status_code == 500
+    assert log == [
+        ("start", "500 INTERNAL SERVER ERROR", "fails"),
+        ("teardown", "ValueError"),
+        ("close",),
+    ]
+    log.clear()
+    assert client.get("/nowhere").status_code == 404
+    assert log == [
+        ("start", "404 NOT FOUND", None),
+        ("teardown", "NoneType"),
+        ("close",),
+    ]
+
+
+def test_an_error_propagates_out_through_the_middleware(app, client):
+    seen: list[str] = []
+
+    def middleware(environ, start_response):
+        try:
+            return inner(environ, start_response)
+        except LookupError as e:
+            seen.append(str(e))
+            raise
+
+    inner = app.wsgi_app
+    app.wsgi_app = middleware
+
+    @app.get("/fails")
+    def fails():
+        raise LookupError("propagated")
+
+    with pytest.raises(LookupError, match="propagated"):
+        client.get("/fails")
+    assert seen == ["propagated"]
+
+
+def test_context_the_middleware_sets_is_seen_by_every_step(app, client, kind):
+    tag: contextvars.ContextVar[str] = contextvars.ContextVar("tag")
+    seen: list[tuple[str, str]] = []
+
+    def middleware(environ, start_response):
+        token = tag.set(environ["PATH_INFO"])
+        try:
+            return inner(environ, start_response)
+        finally:
+            tag.reset(token)
+
+    inner = app.wsgi_app
+    app.wsgi_app = middleware
+
+    def receiver(sender, **extra):
+        seen.append(("request_started", tag.get()))
+
+    ctxflask.request_started.connect(receiver, app)
+
+    @app.before_request
+    @variant(kind)
+    def before():
+        g.before = tag.get()
+
+    @app.get("/<name>")
+    @variant(kind)
+    def view(name):
+        return {"before": g.before, "view": tag.get()}
+
+    @app.teardown_request
+    @variant(kind)
+    def teardown(error):
+        seen.append(("teardown", tag.get()))
+
+    try:
+        assert client.get("/one").json == {"before": "/one", "view": "/one"}
+    finally:
+        ctxflask.request_started.disconnect(receiver, app)
+    assert seen == [("request_started", "/one"), ("teardown", "/one")]
+
+
+def test_streamed_and_posted_bodies_pass_the_middleware(app, client, kind):
+    log: list[tuple[str, ...]] = []
+
+    def upper(environ, start_response):
+        body = inner(environ, start_response)
+        return _Closing(body, lambda: log.append(("close",)), bytes.upper)
+
+    inner = app.wsgi_app
+    app.wsgi_app = upper
+
+    @app.post("/echo")
+    @variant(kind)
+    def echo():
+        return request.get_json()["text"]
+
+    @app.get("/stream")
+    def stream():
+        if kind == "sync":
+
+            def chunks():
+                yield "one "
+                yield "two"
+        else:
+
+            async def chunks():
+                yield "one "
+                yield "two"
+
+        return chunks()
+
+    @app.teardown_request
+    def teardown(error):
+        log.append(("teardown",))
+
+    assert client.post("/echo", json={"text": "posted"}).text == "POSTED"
+    assert client.get("/stream").text == "ONE TWO"
+    assert log == [("teardown",), ("close",)] * 2
+
+
+def test_concurrent_asgi_requests_through_middleware_stay_apart(app, kind):
+    tag: contextvars.ContextVar[str] = contextvars.ContextVar("tag")
+    inner = app.wsgi_app
+
+    def middleware(environ, start_response):
+        tag.set(environ["QUERY_STRING"])
+        return inner(environ, start_response)
+
+    app.wsgi_app = middleware
+
+    @app.get("/tagged")
+    @variant(kind)
+    def tagged():
+        return {"tag": tag.get(), "arg": request.args["n"]}
+
+    async def main():
+        async with asgi_client(app) as client:
+            return await asyncio.gather(
+                *(client.get(f"/tagged?n={n}") for n in range(200))
+            )
+
+    responses = asyncio.run(main())
+    assert [r.json() for r in responses] == [
+        {"tag": f"n={n}", "arg": str(n)} for n in range(200)
+    ]
+
+
+class PatchedFlask(ctxflask.Flask):
+    """A class of its own to patch: Flask's stays as it is for the other tests."""
+
+
+def test_a_call_assigned_to_the_class_keeps_the_app_an_asgi_app():
+    seen: list[str] = []
+    original = PatchedFlask.__call__
+
+    def first(self, environ, start_response):
+        seen.append(f"first {environ['PATH_INFO']}")
+        return original(self, environ, start_response)
+
+    PatchedFlask.__call__ = first
+    second_inner = PatchedFlask.__call__
+
+    def second(self, environ, start_response):
+        seen.append(f"second {environ['PATH_INFO']}")
+        return second_inner(self, environ, start_response)
+
+    PatchedFlask.__call__ = second
+    app = PatchedFlask("patched")
+
+    @app.get("/<name>")
+    def index(name):
+        return name
+
+    config = uvicorn.config.Config(app)
+    config.load()
+    assert config.interface == "asgi3"
+
+    assert app.test_client().get("/wsgi").text == "wsgi"
+
+    async def main():
+        for target, path in ((app, "/object"), (app.asgi, "/asgi")):
+            transport = httpx.ASGITransport(app=target)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+                assert (await c.get(path)).text == path[1:]
+
+    asyncio.run(main())
+    assert seen == [
+        f"{which} {path}"
+        for path in ("/wsgi", "/object", "/asgi")
+        for which in ("second", "first")
+    ]
+
+
+def test_without_middleware_asgi_requests_take_the_usual_path(app, monkeypatch):
+    def not_here(*args):
+        raise AssertionError("an app without WSGI middleware went through it")
+
+    monkeypatch.setattr(ctxflask.asgi.app, "serve_through", not_here)
+
+    @app.get("/")
+    def index():
+        return "usual"
+
+    client = app.test_client(asgi=True)
+    assert app._wsgi_middleware() is None
+    assert client.get("/").text == "usual"
+    # Middleware removed by putting the app's own method back (as uninstrumenting does).
+    original = app.wsgi_app
+    app.wsgi_app = ProxyFix(app.wsgi_app)
+    assert app._wsgi_middleware() is not None
+    app.wsgi_app = original
+    assert app._wsgi_middleware() is None
+    assert client.get("/").text == "usual"
+
+
+def test_scope_route_is_the_matched_rule(app):
+    scopes = []
+
+    @app.get("/items/<int:item_id>")
+    def item(item_id):
+        return str(item_id)
+
+    inner = app.asgi
+
+    async def keep_scope(scope, receive, send):
+        scopes.append(scope)
+        await inner(scope, receive, send)
+
+    async def main():
+        transport = httpx.ASGITransport(app=keep_scope)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+            assert (await c.get("/items/7")).text == "7"
+            assert (await c.get("/nothing")).status_code == 404
+
+    asyncio.run(main())
+    route = scopes[0]["route"]
+    assert type(route) is Route
+    assert route == route.path == route.path_format == "/items/<int:item_id>"
+    assert "route" not in scopes[1]
+
+
+def test_span_details_name_a_request_by_its_rule(app):
+    @app.route("/items/<int:item_id>", methods=["GET", "POST"])
+    def item(item_id):
+        return str(item_id)
+
+    def scope(path, method="GET"):
+        return {"type": "http", "method": method, "path": path, "headers": []}
+
+    details = app.asgi.span_details
+    assert details(scope("/items/7")) == (
+        "GET /items/<int:item_id>",
+        {"http.route": "/items/<int:item_id>"},
+    )
+    assert details(scope("/items/7", "POST"))[0] == "POST /items/<int:item_id>"
+    assert details(scope("/items/x")) == ("GET", {})
+    assert details(scope("/items/7", "DELETE")) == ("DELETE", {})
