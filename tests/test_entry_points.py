@@ -87,3 +87,23 @@ def test_instance_folder_of_a_package_in_a_namespace_is_beside_its_part(
         assert Flask(name).instance_path == str(own / "instance")
     # The namespace itself: its first part, as Flask.
     assert Flask("spread").instance_path == str(other / "instance")
+
+
+def test_a_script_app_keeps_its_name_at_exit(tmp_path):
+    # after_serving runs at exit under WSGI, when __main__ may have lost its __file__.
+    import subprocess
+
+    script = tmp_path / "myscript.py"
+    script.write_text(
+        "from ctxflask import Flask\n"
+        "app = Flask(__name__)\n"
+        "app.after_serving(lambda: print('name at exit:', app.name))\n"
+        "app.get('/')(lambda: 'x')\n"
+        "assert app.name == 'myscript'\n"
+        "app.test_client().get('/')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["name at exit: myscript"]

@@ -187,9 +187,10 @@ class App(Scaffold):
 
     # -- identity, config, logging -------------------------------------------------------
 
-    @property
+    @functools.cached_property
     def name(self) -> str:
-        """The application's name: ``import_name``, or the script's name for ``__main__``."""
+        """The application's name: ``import_name``, or the script's name for ``__main__``
+        (read once: at exit, ``__main__`` may have lost its ``__file__``)."""
         if self.import_name == "__main__":
             fn: str | None = getattr(sys.modules["__main__"], "__file__", None)
             if fn is None:
