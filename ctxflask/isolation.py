@@ -161,9 +161,10 @@ class SentRequest:
     skipped: bool = False
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(repr=False)
 class IsolationReport:
-    """The outcome of a run: ``assert report.ok, report`` prints the findings."""
+    """The outcome of a run: ``assert report.ok, report`` prints the findings (its
+    ``repr`` is its text, which pytest shows for an assertion's message)."""
 
     entry: str
     requests: list[SentRequest]
@@ -219,6 +220,8 @@ class IsolationReport:
                 lines.append(f"  ... and {len(findings) - 5} more for this request")
                 shown += len(findings) - 5
         return "\n".join(lines)
+
+    __repr__ = __str__
 
 
 # -- observing ---------------------------------------------------------------------------

@@ -9,13 +9,17 @@ truth, independent of the checker): the checker must report exactly those pairs.
 from __future__ import annotations
 
 import contextvars
+import importlib.util
 import inspect
+import sys
 import threading
 import time
+from pathlib import Path
 
 import anyio
 import pytest
 import sniffio
+from werkzeug.security import generate_password_hash
 
 from ctxflask import Flask
 from ctxflask import g
@@ -546,3 +550,112 @@ def test_the_app_gets_its_own_callables_back_when_the_run_fails(monkeypatch):
     assert caught.group_contains(Interrupted)
     assert all(a is b for a, b in zip(observed_callables(app), before, strict=True))
     assert "add_background_task" not in vars(app)
+
+
+# -- the example application ------------------------------------------------------------
+
+NOTES = Path(__file__).resolve().parent.parent / "examples" / "notes"
+
+
+@pytest.fixture
+def notes_app(tmp_path):
+    """examples/notes made by its factory, with a database of two users and two notes.
+    Its package is loaded from its folder without putting the folder on ``sys.path``
+    (its ``wsgi.py`` must stay out of the CLI's app discovery), and unloaded after."""
+    spec = importlib.util.spec_from_file_location(
+        "notes",
+        NOTES / "notes" / "__init__.py",
+        submodule_search_locations=[str(NOTES / "notes")],
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    package = importlib.util.module_from_spec(spec)
+    sys.modules["notes"] = package
+    try:
+        spec.loader.exec_module(package)
+        app = package.create_app(
+            {
+                "TESTING": True,
+                "SECRET_KEY": "isolation",
+                "DATABASE": str(tmp_path / "notes.sqlite"),
+            }
+        )
+        from notes.db import get_db
+        from notes.db import init_db
+
+        with app.app_context():
+            init_db()
+            db = get_db()
+            db.executemany(
+                "INSERT INTO user (username, password) VALUES (?, ?)",
+                [
+                    (name, generate_password_hash(name, method="pbkdf2:sha256:1000"))
+                    for name in ("ann", "bob")
+                ],
+            )
+            db.executemany(
+                "INSERT INTO note (title, body, author_id) VALUES (?, ?, ?)",
+                [("Groceries", "eggs milk", 1), ("Thoughts", "one two three", 2)],
+            )
+            db.commit()
+        yield app
+    finally:
+        for name in [n for n in sys.modules if n == "notes" or n.startswith("notes.")]:
+            del sys.modules[name]
+
+
+def notes_requests() -> list[RequestSpec]:
+    """Reads, writes, logged-in users with sessions (each session holding its
+    request's token), failed validations and errors, sync and async views. Writes put
+    the token in the note's title: the lists that show every note are the only
+    requests allowed to show other requests' tokens."""
+    ann = {"user_id": 1, "nonce": "{token}"}
+    bob = {"user_id": 2, "nonce": "{token}"}
+    note = {"title": "by {token}", "body": "written by {token}"}
+    mix = [
+        RequestSpec("GET", "/?ref={token}", status=200, scan_output=False),
+        RequestSpec("GET", "/", session=ann, status=200, scan_output=False),
+        RequestSpec("GET", "/notes/1?ref={token}", status=200),
+        RequestSpec("GET", "/notes/999", session=bob, status=404),
+        RequestSpec("GET", "/api/notes", status=200, scan_output=False),
+        RequestSpec("GET", "/api/notes/1?ref={token}", session=ann, status=200),
+        RequestSpec("GET", "/api/notes/999", status=404),
+        RequestSpec("GET", "/api/stats", session=bob, status=200),
+        RequestSpec("GET", "/static/style.css", status=200),
+        RequestSpec("GET", "/notes/new", status=302),
+        RequestSpec("GET", "/notes/new", session=ann, status=200),
+        RequestSpec("POST", "/notes/new", session=ann, data=note, status=302),
+        RequestSpec("POST", "/notes/new", session=bob, data={"body": "x"}, status=200),
+        RequestSpec("POST", "/api/notes", session=bob, json=note, status=201),
+        RequestSpec("POST", "/api/notes", json=note, status=401),
+        RequestSpec("POST", "/api/notes", session=ann, json={"title": ""}, status=400),
+        RequestSpec(
+            "POST",
+            "/auth/login",
+            data={"username": "ann", "password": "ann"},
+            status=302,
+        ),
+        RequestSpec(
+            "POST",
+            "/auth/login",
+            data={"username": "bob", "password": "no"},
+            status=200,
+        ),
+        RequestSpec("GET", "/auth/logout", session=bob, status=302),
+        RequestSpec("DELETE", "/api/notes/2", session=ann, status=403),
+    ]
+    return [mix[i % len(mix)] for i in range(1000)]
+
+
+# The example's async views await asyncio.sleep: it is an asyncio application.
+@pytest.mark.parametrize("entry", ["asyncio", "wsgi"])
+def test_the_notes_example_passes_a_thousand_mixed_requests(notes_app, entry):
+    before = observed_callables(notes_app)
+    report = check(entry, notes_app, notes_requests())
+    assert report.ok, report
+    assert len(report.requests) == 1000
+    assert all(r.error is None for r in report.requests)
+    assert report.steps > 3000  # each request: hooks, view, teardown at least
+    assert all(
+        a is b for a, b in zip(observed_callables(notes_app), before, strict=True)
+    )
