@@ -172,7 +172,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     unknown = [name for name in chosen if name not in ENTRY_POINTS]
     if not chosen or unknown:
         raise pytest.Collector.CollectError(
-            f"{where} of {metafunc.definition.nodeid} names {chosen!r}: give 'wsgi'"
+            f"{metafunc.definition.nodeid}: {where} names {chosen!r}; give 'wsgi'"
             " and/or 'asgi'."
         )
     metafunc.parametrize(_ENTRY_FIXTURE, chosen, ids=chosen, indirect=True)
@@ -292,7 +292,8 @@ def ctxflask_context_guard(request: pytest.FixtureRequest) -> Iterator[None]:
     """Fail a test that leaves an application or request context pushed, naming it.
 
     The test's own body is checked where it runs (an async test in its task); what its
-    fixtures leave is checked after their teardown.
+    sync fixtures leave is checked after their teardown. Async fixtures are not checked:
+    they run in the async test runner's task, which this sync fixture cannot see.
     """
     before = _pushed()
     yield

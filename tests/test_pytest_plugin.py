@@ -197,7 +197,7 @@ def test_an_unknown_entry_point_is_a_usage_error(project: pytest.Pytester) -> No
     result = project.runpytest()
     result.stdout.fnmatch_lines(
         [
-            "*ctxflask_entry of test_*::test_it names ?'asgi2'?: give 'wsgi' and/or 'asgi'."
+            "*::test_it: @pytest.mark.ctxflask_entry names ?'asgi2'?; give 'wsgi' and/or 'asgi'."
         ]
     )
     result.assert_outcomes(errors=1)
