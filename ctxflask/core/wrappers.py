@@ -271,6 +271,26 @@ class Request(_WerkzeugRequest):
             return t.cast(t.IO[bytes], _BoundedBody(self.environ["wsgi.input"], limit))
         return super().stream
 
+    def get_json(
+        self, force: bool = False, silent: bool = False, cache: bool = True
+    ) -> t.Any | None:
+        """Parse the body as JSON; see werkzeug's ``Request.get_json``.
+
+        A document nested deeper than the parser can follow (the recursion limit, less
+        the stack in use: some 950 levels by default; a "JSON bomb") fails as invalid
+        JSON does, with 400 (or ``None`` when ``silent``), not a ``RecursionError``.
+        """
+        try:
+            return super().get_json(force=force, silent=silent, cache=cache)
+        except RecursionError:
+            pass  # handled here, once the parser's frames are gone
+        error = ValueError("The JSON document is nested too deeply.")
+        rv = None if silent else self.on_json_loading_failed(error)
+        if cache:  # as werkzeug keeps a failure's value, per ``silent``
+            normal, quiet = self._cached_json
+            self._cached_json = (normal, rv) if silent else (rv, quiet)
+        return rv
+
     def on_json_loading_failed(self, e: ValueError | None) -> t.Any:
         """Called when the body is not valid JSON (400) or not JSON at all (415).
 
