@@ -1,9 +1,11 @@
 """Hostile and broken inputs answered through the app's error handling, under both entry
-points (DESIGN.md section 6): JSON nested deep enough to exhaust recursion.
+points (DESIGN.md section 6): JSON nested deep enough to exhaust recursion, a body
+shorter than its Content-Length.
 """
 
 from __future__ import annotations
 
+import io
 import sys
 import typing as t
 
@@ -11,6 +13,9 @@ import pytest
 
 from ctxflask import request
 from tests.support import variant
+from tests.test_asgi import Conversation
+from tests.test_asgi import http_scope
+from tests.test_asgi import serve
 
 # -- JSON nested too deeply ------------------------------------------------------------
 
@@ -113,3 +118,119 @@ def test_json_nested_too_deeply_reaches_on_json_loading_failed(app, client):
     assert len(failures) == 1
     assert isinstance(failures[0], ValueError)
     assert "nested too deeply" in str(failures[0])
+
+
+# -- a body shorter than its Content-Length --------------------------------------------
+
+DECLARED = 100_000
+SENT = 1_000
+
+SHORT_BODIES = {
+    "get_data": ("application/octet-stream", b"x" * SENT),
+    "form": ("application/x-www-form-urlencoded", b"a=" + b"b" * (SENT - 2)),
+    "files": (
+        "multipart/form-data; boundary=xx",
+        b'--xx\r\nContent-Disposition: form-data; name="f"; filename="f.txt"\r\n\r\n'
+        + b"x" * SENT,
+    ),
+    "get_json": ("application/json", b"[" + b"1," * (SENT // 2)),
+    "stream": ("application/octet-stream", b"x" * SENT),
+}
+
+
+def read_body(accessor: str) -> int:
+    if accessor == "get_data":
+        return len(request.get_data())
+    if accessor == "form":
+        return len(request.form)
+    if accessor == "files":
+        return len(request.files)
+    if accessor == "get_json":
+        return len(request.get_json())
+    return len(request.stream.read())
+
+
+@pytest.fixture
+def body_app(app, kind):
+    views_done: list[str] = []
+    app.config["views_done"] = views_done
+
+    @app.post("/<accessor>")
+    @variant(kind)
+    def read(accessor):
+        size = read_body(accessor)
+        views_done.append(accessor)
+        return str(size)
+
+    return app
+
+
+def terminated_environ(accessor: str, body: bytes, declared: int) -> dict[str, t.Any]:
+    """The environ gunicorn gives: its input ends where the client stopped sending and
+    is marked ``wsgi.input_terminated``."""
+    content_type, _ = SHORT_BODIES[accessor]
+    return {
+        "REQUEST_METHOD": "POST",
+        "PATH_INFO": f"/{accessor}",
+        "SERVER_NAME": "localhost",
+        "SERVER_PORT": "80",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "wsgi.url_scheme": "http",
+        "wsgi.errors": io.StringIO(),
+        "wsgi.input": io.BytesIO(body),
+        "wsgi.input_terminated": True,
+        "CONTENT_TYPE": content_type,
+        "CONTENT_LENGTH": str(declared),
+    }
+
+
+def call_wsgi(app, environ) -> tuple[str, bytes]:
+    started: list[str] = []
+    body = app(environ, lambda status, headers, exc_info=None: started.append(status))
+    try:
+        data = b"".join(body)
+    finally:
+        getattr(body, "close", lambda: None)()
+    return started[0], data
+
+
+@pytest.mark.parametrize("limit", [None, 1024 * 1024], ids=["no-limit", "limit"])
+@pytest.mark.parametrize("accessor", sorted(SHORT_BODIES))
+def test_wsgi_terminated_input_shorter_than_declared_is_400(body_app, accessor, limit):
+    body_app.config["MAX_CONTENT_LENGTH"] = limit
+    _, body = SHORT_BODIES[accessor]
+    status, _ = call_wsgi(body_app, terminated_environ(accessor, body, DECLARED))
+    assert status == "400 BAD REQUEST"
+    assert body_app.config["views_done"] == []
+
+
+@pytest.mark.parametrize("accessor", ["get_data", "stream"])
+def test_wsgi_terminated_input_of_the_declared_length_is_read_whole(body_app, accessor):
+    _, body = SHORT_BODIES[accessor]
+    status, data = call_wsgi(
+        body_app, terminated_environ(accessor, body + b"trailing", len(body))
+    )
+    assert (status, data) == ("200 OK", str(len(body)).encode())
+
+
+def test_wsgi_terminated_input_declared_over_the_limit_is_413(body_app):
+    body_app.config["MAX_CONTENT_LENGTH"] = 10
+    _, body = SHORT_BODIES["get_data"]
+    status, _ = call_wsgi(body_app, terminated_environ("get_data", body, DECLARED))
+    assert status == "413 REQUEST ENTITY TOO LARGE"
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("accessor", sorted(SHORT_BODIES))
+async def test_asgi_body_cut_short_by_the_client_is_400(body_app, accessor):
+    content_type, body = SHORT_BODIES[accessor]
+    conversation = Conversation(
+        [
+            {"type": "http.request", "body": body, "more_body": True},
+            {"type": "http.disconnect"},
+        ]
+    )
+    headers = [("content-type", content_type), ("content-length", str(DECLARED))]
+    await serve(body_app, http_scope("POST", f"/{accessor}", headers), conversation)
+    assert conversation.status == 400
+    assert body_app.config["views_done"] == []

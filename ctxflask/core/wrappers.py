@@ -16,6 +16,7 @@ from werkzeug.utils import cached_property
 from werkzeug.utils import get_content_type
 from werkzeug.wrappers import Request as _WerkzeugRequest
 from werkzeug.wrappers import Response as _WerkzeugResponse
+from werkzeug.wsgi import LimitedStream
 
 from . import json
 from .debug_errors import attach_enctype_error_multidict
@@ -142,8 +143,29 @@ class Request(_WerkzeugRequest):
             return source.scanned.get(_PRESERVE_CONTEXT)
         return self._environ_get(_PRESERVE_CONTEXT)
 
+    def _get_file_stream(
+        self,
+        total_content_length: int | None,
+        content_type: str | None,
+        filename: str | None = None,
+        content_length: int | None = None,
+    ) -> t.IO[bytes]:
+        stream = super()._get_file_stream(
+            total_content_length, content_type, filename, content_length
+        )
+        self.__dict__.setdefault("_parsed_files", []).append(stream)
+        return stream
+
     def _load_form_data(self) -> None:
-        super()._load_form_data()
+        try:
+            super()._load_form_data()
+        except BaseException:
+            # A body that fails mid-part (cut short, too large): werkzeug's parser
+            # leaves the files it opened for the parts open.
+            for stream in self.__dict__.pop("_parsed_files", ()):
+                stream.close()
+            raise
+        self.__dict__.pop("_parsed_files", None)
         # In debug mode a missing file explains the usual cause: a form sent without
         # enctype="multipart/form-data" carries file names only.
         ctx = _cv_app.get(None)
@@ -256,19 +278,27 @@ class Request(_WerkzeugRequest):
 
     @cached_property
     def stream(self) -> t.IO[bytes]:
-        """The body stream, limited by ``MAX_CONTENT_LENGTH``.
+        """The body stream, limited by ``MAX_CONTENT_LENGTH`` and the declared length.
 
         werkzeug's stream for a body without Content-Length (chunked) stops silently at
         the limit; this one raises 413 as soon as the body passes it, under both entry
-        points.
+        points. A body that ends before its Content-Length is a 400
+        (:exc:`~werkzeug.exceptions.ClientDisconnected`), also from a WSGI server that
+        ends the input itself (``wsgi.input_terminated``, as gunicorn does: its input
+        ends where the client stopped sending, and werkzeug then trusts it).
         """
-        limit = self.max_content_length
-        if (
-            limit is not None
-            and self.content_length is None
-            and self.environ.get("wsgi.input_terminated")
-        ):
-            return t.cast(t.IO[bytes], _BoundedBody(self.environ["wsgi.input"], limit))
+        environ = self.environ
+        if environ.get("wsgi.input_terminated") and not self.shallow:
+            body = environ["wsgi.input"]
+            limit = self.max_content_length
+            length = self.content_length
+            if length is None:
+                if limit is not None:
+                    return t.cast(t.IO[bytes], _BoundedBody(body, limit))
+            elif not isinstance(body, AsyncBody):  # an ASGI body knows its own end
+                if limit is not None and length > limit:
+                    raise RequestEntityTooLarge()
+                return t.cast(t.IO[bytes], LimitedStream(body, length))
         return super().stream
 
     def get_json(
