@@ -233,6 +233,7 @@ class _RequestState:
     __slots__ = (
         "app_ctx",
         "contexts",
+        "current",
         "flagged",
         "g",
         "last_entry",
@@ -254,6 +255,7 @@ class _RequestState:
         self.last_entry: _Snapshot | None = None
         self.last_exit: _Snapshot | None = None
         self.last_step = ""
+        self.current = ""  # the step running now, if any
         self.steps = 0
         self.teardowns: Counter[str] = Counter()
         self.contexts: list[Callable[[], t.Any]] = []
@@ -378,6 +380,7 @@ class _Observer:
         if before is not None:
             self._check_lost(owner, state, label, state.last_entry, before, snapshot)
         state.last_entry = snapshot
+        state.current = label
         return owner
 
     def exit(self, owner: int | None, label: str, kind: str) -> None:
@@ -387,6 +390,7 @@ class _Observer:
         state = self.states[owner]
         state.last_exit = self.look(owner, state, label, kind, "left")
         state.last_step = label
+        state.current = ""
 
     def output(self, owner: int | None, label: str, value: t.Any) -> None:
         """A step's output (a return value, a chunk): it must hold no other token."""
@@ -405,6 +409,12 @@ class _Observer:
                 f"its output holds {self.tokens[other]!r}, another request's token",
                 other,
             )
+
+    def message(self, owner: int, n: int, data: str | bytes) -> None:
+        """A WebSocket message the app sent for request ``owner``: output of the step
+        that sends it."""
+        step = self.states[owner].current or "WebSocket"
+        self.output(owner, f"{step}: message {n}", data)
 
     def look(
         self, owner: int, state: _RequestState, label: str, kind: str, verb: str
@@ -963,10 +973,15 @@ async def _send_http(asgi: t.Any, prepared: _Prepared) -> int:
 
 
 async def _send_websocket(
-    asgi: t.Any, prepared: _Prepared, messages: Sequence[str | bytes]
+    asgi: t.Any,
+    prepared: _Prepared,
+    messages: Sequence[str | bytes],
+    on_message: Callable[[int, str | bytes], None] | None,
 ) -> int:
     """A WebSocket conversation: connect, send the messages, leave; 101 when the app
-    accepted, else the status it answered the handshake with."""
+    accepted, else the status it answered the handshake with. ``on_message`` gets each
+    message the app sends, numbered from 1."""
+    sent = itertools.count(1)
     inbox: list[dict[str, t.Any]] = [{"type": "websocket.connect"}]
     inbox += [
         {"type": "websocket.receive", "text" if isinstance(m, str) else "bytes": m}
@@ -990,6 +1005,11 @@ async def _send_websocket(
             status = message["status"]
         elif kind == "websocket.close":
             status = status or 403
+        elif kind == "websocket.send" and on_message is not None:
+            data = message.get("text")
+            on_message(
+                next(sent), message.get("bytes") or b"" if data is None else data
+            )
         settled.set()
 
     await asgi(_scope(prepared, "websocket"), receive, send)
@@ -1161,6 +1181,9 @@ async def check_isolation(
                                 asgi,
                                 run.prepared[i],
                                 [_fill(m, run.sent[i].token) for m in spec.websocket],
+                                functools.partial(run.observer.message, i)
+                                if observe
+                                else None,
                             )
                         else:
                             result = await _send_http(asgi, run.prepared[i])

@@ -26,6 +26,8 @@ from ctxflask import g
 from ctxflask import in_thread
 from ctxflask import nonblocking
 from ctxflask import request
+from ctxflask import websocket
+from ctxflask import WebSocketDisconnect
 from ctxflask.bridge import callables
 from ctxflask.isolation import TOKEN_HEADER
 from ctxflask.testing import check_isolation
@@ -658,4 +660,103 @@ def test_the_notes_example_passes_a_thousand_mixed_requests(notes_app, entry):
     assert report.steps > 3000  # each request: hooks, view, teardown at least
     assert all(
         a is b for a, b in zip(observed_callables(notes_app), before, strict=True)
+    )
+
+
+# -- WebSockets, and a framework that loses a step's changes ----------------------------
+
+
+def chat_app(broken: bool) -> tuple[Flask, list[tuple[str, str]]]:
+    """A WebSocket handler that answers each message with its sender's name; the broken
+    one keeps "the current speaker" in a module-level dict while it awaits."""
+    app = Flask(__name__)
+    speaker: dict[str, str] = {}
+    seen: list[tuple[str, str]] = []
+
+    @app.before_websocket
+    def who():
+        g.user = request.headers["X-User"]
+
+    @app.websocket("/chat")
+    async def chat():
+        await websocket.accept()
+        while True:
+            try:
+                message = await websocket.receive()
+            except WebSocketDisconnect:
+                return
+            speaker["user"] = g.user
+            await pause()
+            name = speaker["user"] if broken else g.user
+            seen.append((own_token(), name))
+            g.last = f"{name}: {message}"
+            await websocket.send(g.last)
+
+    return app, seen
+
+
+CHAT = RequestSpec(
+    "GET", "/chat", headers={"X-User": "{token}"}, websocket=["hi", "there"], status=101
+)
+
+
+@pytest.mark.parametrize("entry", ["asyncio", "trio"])
+@pytest.mark.parametrize("broken", [True, False])
+def test_websocket_handlers_are_observed(entry, broken):
+    app, seen = chat_app(broken)
+    report = check(entry, app, [CHAT] * 100)
+    expected = truth(report, seen)
+    # Each message the handler sends is its output; g is seen when the handler ends.
+    assert pairs(report, "view 'chat': message", "output") == expected
+    assert pairs(report, "view 'chat'", "g") <= expected
+    if broken:
+        assert expected
+        assert not report.ok
+        assert {f.step.partition(":")[0] for f in report.findings} == {"view 'chat'"}
+    else:
+        assert report.ok, report
+        assert report.steps == 200  # before_websocket and the handler
+
+
+def test_websocket_requests_are_skipped_under_wsgi():
+    app, _ = chat_app(False)
+    report = check("wsgi", app, [CHAT, RequestSpec("GET", "/nowhere", status=404)])
+    assert report.ok, report
+    assert [r.skipped for r in report.requests] == [True, False]
+    assert "1 requests" in str(report)
+
+
+def test_a_step_whose_context_variable_changes_are_lost_is_reported(monkeypatch):
+    """A framework that runs each step in a copy of the request's context, as Quart
+    runs sync steps, loses what a step sets in a ``ContextVar``: the next step begins
+    with the value from before. Simulated on the WSGI driver."""
+    import ctxflask.bridge.drivers
+
+    original = ctxflask.bridge.drivers.call_in
+
+    def in_a_copy(ctx, fn, *args, **kwargs):
+        return original(None if ctx is None else ctx.copy(), fn, *args, **kwargs)
+
+    app = Flask(__name__)
+
+    @app.before_request
+    def before():
+        user_var.set(request.headers["X-User"])
+
+    @app.get("/")
+    async def index():
+        return user_var.get("nobody")
+
+    specs = [RequestSpec("GET", "/", headers={"X-User": "{token}"})] * 20
+    assert check("wsgi", app, specs, context_vars=[user_var]).ok
+    monkeypatch.setattr(ctxflask.bridge.drivers, "call_in", in_a_copy)
+    report = check("wsgi", app, specs, context_vars=[user_var])
+    lost = report.of("lost change")
+    assert len(lost) == 20
+    assert {f.step for f in lost} == {"view 'index'"}
+    assert all(
+        f"before_request 'before' set ContextVar 'user' = '{report.requests[f.request].token}'"
+        in f.detail
+        and "began with <unset>" in f.detail
+        for f in lost
     )
