@@ -4,6 +4,7 @@
       full_dispatch  request_started, preprocess, dispatch, finalize
       finalize       make_response, process_response, request_finished
     (the driver sends the response; a streamed body runs inside the contexts)
+    handle_body_error  a streamed body failed before its first chunk: the error response
     finish_request   pop the contexts: teardown_request, teardown_appcontext
     run_background_tasks, start_serving, stop_serving
 
@@ -363,6 +364,21 @@ async def handle_exception(app: App, e: Exception) -> Response:
     if handler is not None:
         server_error = await call(handler, server_error)
     return await finalize(app, server_error, from_error_handler=True)
+
+
+async def handle_body_error(
+    app: App, e: Exception
+) -> tuple[Response, BaseException | None]:
+    """A streamed body raised ``e`` before its first chunk, so nothing of the response
+    has been sent: ``e`` is handled as the view's own exception would be (its error
+    handler, else a logged 500), into the response to send instead. Returns it and the
+    exception left unhandled, for teardown. ``after_request`` hooks run on it too, as on
+    any error response: the response they saw before is never sent."""
+    try:
+        rv = await handle_user_exception(app, e)
+        return await finalize(app, rv), None
+    except Exception as unhandled:
+        return await handle_exception(app, unhandled), unhandled
 
 
 async def run_background_tasks(app: App, ctx: RequestContext) -> None:

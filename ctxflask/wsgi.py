@@ -55,9 +55,13 @@ class WSGIApp:
             pipeline.handle_request(app, req_ctx), ctx
         )
         if not finished:
-            return _start_streaming(
+            streamed, response, error = _start_streaming(
                 app, req_ctx, ctx, response, error, environ, start_response
             )
+            if streamed is not None:
+                return streamed
+            # The body failed before its first chunk: the error response instead.
+            bridge.run_steps(pipeline.finish_request(app, req_ctx, error), ctx)
         _end_leftover_tasks(app)
         # The contexts are popped: what is left is sending a body already made.
         headers = ctx.run(response_headers, response, req_ctx.request)
@@ -138,19 +142,43 @@ def _start_streaming(
     error: BaseException | None,
     environ: WSGIEnvironment,
     start_response: StartResponse,
-) -> cabc.Iterable[bytes]:
+) -> tuple[cabc.Iterable[bytes] | None, Response, BaseException | None]:
+    """Start sending a streamed response: its first chunk is taken before the status
+    goes out, so that a body failing at once is answered by the app's error handling,
+    as its view would be. Returns the body for the server, or ``None`` when the body
+    failed that way and the answer is not streamed; then the response to send instead
+    and the exception left unhandled (the contexts are still pushed: the caller pops
+    them)."""
+    method = environ["REQUEST_METHOD"]
     try:
+        chunks = bridge.iterate_body(response.response, ctx)
+        if sends_body(method, response.status_code):
+            try:
+                chunks.first()
+            except Exception as e:
+                chunks.close()
+                ctx.run(response.close)
+                response, handled = bridge.run_steps(
+                    pipeline.handle_body_error(app, e), ctx
+                )
+                error = handled or error
+                if not pipeline.is_streamed(response):
+                    return None, response, error
+                # An error handler's own stream: a failure at once is not handled twice.
+                chunks = bridge.iterate_body(response.response, ctx)
+                if sends_body(method, response.status_code):
+                    chunks.first()
         headers = ctx.run(response_headers, response, req_ctx.request)
         code = response.status_code
         start_response(response.status, headers)
-        body = _StreamedBody(app, req_ctx, ctx, response, error)
+        body = _StreamedBody(app, req_ctx, ctx, response, error, chunks)
     except BaseException as e:
         bridge.run_steps(pipeline.finish_request(app, req_ctx, e), ctx)
         raise
-    if not sends_body(environ["REQUEST_METHOD"], code):
+    if not sends_body(method, code):
         body.close()  # never started: the generator is closed unrun, teardown runs now
-        return ()
-    return body
+        return (), response, error
+    return body, response, error
 
 
 class _StreamedBody:
@@ -168,13 +196,14 @@ class _StreamedBody:
         ctx: contextvars.Context,
         response: Response,
         error: BaseException | None,
+        chunks: bridge.BodyIterator,
     ) -> None:
         self._app = app
         self._req_ctx = req_ctx
         self._ctx = ctx
         self._response = response
         self._error = error
-        self._chunks = bridge.iterate_body(response.response, ctx)
+        self._chunks = chunks
         self._closed = False
 
     def __iter__(self) -> _StreamedBody:

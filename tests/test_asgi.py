@@ -97,6 +97,8 @@ class Conversation:
         self.enough_chunks = anyio.Event()
         self.disconnect_after = disconnect_after
         self.fail_send_after = fail_send_after
+        #: What happened, in order: "receive", "start", "body" (more to come), "end".
+        self.log: list[str] = []
 
     @property
     def consumed(self) -> int:
@@ -105,6 +107,7 @@ class Conversation:
 
     async def receive(self) -> Message:
         self.receive_calls += 1
+        self.log.append("receive")
         if self.pending:
             return self.pending.pop(0)
         if self.disconnect_after is not None:
@@ -127,8 +130,16 @@ class Conversation:
             ):
                 self.enough_chunks.set()
         self.sent.append(message)
+        if message["type"] == "http.response.start":
+            self.log.append("start")
+        elif message["type"] == "http.response.body":
+            self.log.append("body" if message.get("more_body") else "end")
         if message["type"] == "http.response.body" and not message.get("more_body"):
             self.complete.set()
+
+    def received_before_start(self) -> int:
+        """How many times ``receive`` was called before the response started."""
+        return self.log[: self.log.index("start")].count("receive")
 
     @property
     def starts(self) -> list[Message]:
@@ -468,14 +479,24 @@ async def test_failing_after_serving_sends_shutdown_failed_with_its_message(app,
 
 
 @pytest.mark.anyio
-async def test_sync_view_that_ignores_the_body_never_receives_it(app):
-    app.post("/")(lambda: "ignored")
-    conversation = await request_with(
-        app, "POST", "/", b"a" * 10, b"b" * 10, headers=[("content-length", "20")]
-    )
+async def test_sync_view_that_ignores_the_body_runs_before_it_is_received(app):
+    """The body is not received for the view; once the answer went out, its rest is
+    received and dropped before the response ends, so the connection stays usable."""
+    received_in_view = []
+    conversation = Conversation(body_messages(b"a" * 10, b"b" * 10))
+
+    @app.post("/")
+    def ignore():
+        received_in_view.append(conversation.receive_calls)
+        return "ignored"
+
+    scope = http_scope("POST", "/", [("content-length", "20")])
+    await serve(app, scope, conversation)
+    assert received_in_view == [0]
     assert conversation.status == 200
     assert conversation.body == b"ignored"
-    assert conversation.receive_calls == 0
+    assert [m.get("more_body", False) for m in conversation.sent[1:]] == [True, False]
+    assert conversation.consumed == 2
 
 
 @pytest.mark.anyio
@@ -491,7 +512,10 @@ async def test_declared_length_over_the_limit_is_413_without_receiving(app, kind
         app, "POST", "/", b"x" * 101, headers=[("content-length", "101")]
     )
     assert conversation.status == 413
-    assert conversation.receive_calls == 0
+    assert conversation.received_before_start() == 0
+    # The answer goes out whole, then the body is dropped so that the connection can
+    # serve the next request, then the response ends.
+    assert conversation.log == ["start", "body", "receive", "end"]
 
 
 @pytest.mark.anyio
@@ -508,7 +532,10 @@ async def test_chunked_body_over_the_limit_is_413_and_stops_receiving(app, kind)
     )
     assert conversation.status == 413
     # 4 messages pass the limit (120 bytes); at most one more may have been read.
-    assert conversation.consumed <= 5
+    assert conversation.received_before_start() <= 5
+    # Then the rest is dropped before the response ends.
+    assert conversation.consumed == 20
+    assert conversation.log[-2:] == ["receive", "end"]
 
 
 @pytest.mark.anyio
@@ -751,7 +778,10 @@ async def test_streamed_request_body_over_declared_limit_is_413_unreceived(app):
         app, "POST", "/", b"x" * 101, headers=[("content-length", "101")]
     )
     assert conversation.status == 413
-    assert conversation.receive_calls == 0
+    assert conversation.received_before_start() == 0
+    # The answer goes out whole, then the body is dropped so that the connection can
+    # serve the next request, then the response ends.
+    assert conversation.log == ["start", "body", "receive", "end"]
 
 
 @pytest.mark.anyio
@@ -770,7 +800,10 @@ async def test_streamed_chunked_request_body_over_limit_is_413_and_stops(app):
         app, "POST", "/", *[b"x" * 30] * 20, headers=chunked()
     )
     assert conversation.status == 413
-    assert conversation.consumed == 4
+    assert conversation.received_before_start() == 4
+    # Then the rest is dropped before the response ends.
+    assert conversation.consumed == 20
+    assert conversation.log[-2:] == ["receive", "end"]
 
 
 @pytest.mark.anyio

@@ -99,6 +99,29 @@ class ASGIBody(AsyncBody):
                 return
             self._put(chunk)
 
+    async def drain(self, limit: int | None) -> None:
+        """Receive the rest of the body and drop it, until it ends or the client
+        leaves, or past ``limit`` bytes dropped (``None``: no limit). With a declared
+        length whose rest is over ``limit``, nothing is received."""
+        if (
+            limit is not None
+            and self.content_length is not None
+            and self.content_length - self._received > limit
+        ):
+            return
+        dropped = 0
+        while self._more and (limit is None or dropped <= limit):
+            message = await self._receive()
+            kind = message["type"]
+            if kind == "http.disconnect":
+                self.disconnected = True
+                self._more = False
+            elif kind == "http.request":
+                self._more = bool(message.get("more_body", False))
+                size = len(message.get("body", b""))
+                self._received += size
+                dropped += size
+
     async def iter_chunks(self) -> AsyncGenerator[bytes, None]:
         """Yield the body piece by piece as it arrives, without keeping it."""
         buffer = bytearray(64 * 1024)
@@ -189,6 +212,9 @@ class NoBody:
         pass
 
     async def receive_ahead(self, limit: int | None) -> None:
+        pass
+
+    async def drain(self, limit: int | None) -> None:
         pass
 
 

@@ -20,6 +20,20 @@ if t.TYPE_CHECKING:
     from ..core.wrappers import Response
 
 
+#: A request body still coming in when the response is done is received and dropped
+#: up to this many bytes, or for this long, so that the connection can serve the next
+#: request (the client, writing its whole body before it reads, then gets the answer).
+#: Past that, the response ends with the body unread and the server closes the
+#: connection.
+DRAIN_BYTES = 16 * 1024 * 1024
+DRAIN_SECONDS = 5.0
+#: After a response ending with the body unread, how long ``receive`` is still read
+#: while the server closes the request (some wait for room in their message queue).
+DRAIN_GRACE = 1.0
+
+_END: Message = {"type": "http.response.body", "body": b""}
+
+
 class HTTPConnection(Connection):
     """One ``http`` scope: run the pipeline, send the response, tear down once."""
 
@@ -37,7 +51,9 @@ class HTTPConnection(Connection):
             if finished:
                 await self._send_complete(response)
             else:
-                await self._send_streamed(response, error)
+                replacement = await self._send_streamed(response, error)
+                if replacement is not None:  # the body failed before its first chunk
+                    await self._send_complete(replacement)
             if req_ctx._background_tasks:
                 await self._run_background_tasks()
         finally:
@@ -87,7 +103,7 @@ class HTTPConnection(Connection):
             start, has_body = self._start(response)
             await self.send(start)
             if not has_body:
-                await self.send({"type": "http.response.body", "body": b""})
+                await self._send_last(b"")
             elif response.direct_passthrough:
                 await self._send_file(response)
             else:
@@ -102,7 +118,10 @@ class HTTPConnection(Connection):
                     data = b"".join(
                         c.encode() if isinstance(c, str) else bytes(c) for c in chunks
                     )
-                await self.send({"type": "http.response.body", "body": data})
+                if self.body.complete:
+                    await self.send({"type": "http.response.body", "body": data})
+                else:
+                    await self._send_last(data)
         finally:
             if response._on_close or response.direct_passthrough:
                 await self.workers.run(self.ctx.run, response.close)
@@ -115,31 +134,55 @@ class HTTPConnection(Connection):
             await self.send(
                 {"type": "http.response.body", "body": chunk, "more_body": True}
             )
-        await self.send({"type": "http.response.body", "body": b""})
+        await self._send_last(b"")
 
     async def _send_streamed(
         self, response: Response, error: BaseException | None
-    ) -> None:
+    ) -> Response | None:
         """Send a generator's chunks as they come, inside the request's contexts; then
         close it and tear down, once, however the stream ended: at its end, by an error,
-        or because the client went away (``http.disconnect``, or ``send`` failing)."""
+        or because the client went away (``http.disconnect``, or ``send`` failing).
+
+        The first chunk is taken before the start goes out. If the generator fails
+        there, the app's error handling answers instead; that response, when it is not
+        streamed, is returned, to be sent once the contexts are popped."""
+        app, ctx = self.app, self.ctx
+        stream: Response | None = response  # the streamed response to close
         chunks = bridge.iterate_body(
-            response.response, self.ctx, self.workers, self.asgi.async_in_thread
+            response.response, ctx, self.workers, self.asgi.async_in_thread
         )
+        replacement: Response | None = None
         failure: Exception | None = None
         try:
-            start, has_body = self._start(response)
-            await self.send(start)
-            if not has_body:
-                await self.send({"type": "http.response.body", "body": b""})
-            else:
-                async with anyio.create_task_group() as tg:
-                    if self.body.complete:
-                        tg.start_soon(self._cancel_on_disconnect, tg.cancel_scope)
-                    # Failures are kept, not raised, inside the group: raised there they
-                    # would come out wrapped in an exception group.
-                    failure = await self._send_chunks(chunks)
-                    tg.cancel_scope.cancel()
+            for attempt in (1, 2):
+                start, has_body = self._start(response)
+                if not has_body:
+                    await self.send(start)
+                    await self._send_last(b"")
+                    break
+                failure, unsent = await self._send_watched(chunks, start)
+                if unsent is None:
+                    break
+                if attempt == 2:
+                    raise unsent  # an error handler's own stream: not handled twice
+                # Nothing was sent: the app's error handling answers instead.
+                await chunks.aclose()
+                stream = None
+                await self.workers.run(ctx.run, response.close)
+                response, handled = await bridge.run_steps_async(
+                    pipeline.handle_body_error(app, unsent),
+                    ctx,
+                    self.workers,
+                    async_in_thread=self.asgi.async_in_thread,
+                )
+                error = handled or error
+                if not pipeline.is_streamed(response):
+                    replacement = response
+                    break
+                stream = response
+                chunks = bridge.iterate_body(
+                    response.response, ctx, self.workers, self.asgi.async_in_thread
+                )
         except OSError:
             pass  # the client went away: the start could not be sent
         except BaseException as e:
@@ -151,28 +194,91 @@ class HTTPConnection(Connection):
             with anyio.CancelScope(shield=True):
                 try:
                     await chunks.aclose()
-                    await self.workers.run(self.ctx.run, response.close)
+                    if stream is not None:
+                        await self.workers.run(ctx.run, stream.close)
                 finally:
                     await bridge.run_steps_async(
-                        pipeline.finish_request(self.app, self.req_ctx, error),
-                        self.ctx,
+                        pipeline.finish_request(app, self.req_ctx, error),
+                        ctx,
                         self.workers,
                         async_in_thread=self.asgi.async_in_thread,
                     )
         if failure is not None and not isinstance(failure, OSError):
             # Headers went out: raising makes the server close the connection.
             raise failure
+        return replacement
 
-    async def _send_chunks(self, chunks: bridge.BodyIterator) -> Exception | None:
+    async def _send_watched(
+        self, chunks: bridge.BodyIterator, start: Message
+    ) -> tuple[Exception | None, Exception | None]:
+        """:meth:`_send_chunks`, cancelled if the client leaves meanwhile (told by
+        ``receive`` once the request body is all received)."""
+        async with anyio.create_task_group() as tg:
+            if self.body.complete:
+                tg.start_soon(self._cancel_on_disconnect, tg.cancel_scope)
+            # Failures are returned, not raised, inside the group: raised there they
+            # would come out wrapped in an exception group.
+            sent = await self._send_chunks(chunks, start)
+            tg.cancel_scope.cancel()
+            return sent
+        return None, None  # cancelled: the client left
+
+    async def _send_chunks(
+        self, chunks: bridge.BodyIterator, start: Message
+    ) -> tuple[Exception | None, Exception | None]:
+        """Send ``start`` once the first chunk is there, then the chunks. Returns the
+        failure after the start went out (the generator's, or the send's when the
+        client left), and the generator's failure before it, when nothing was sent."""
         try:
+            await chunks.afirst()
+        except Exception as e:
+            return None, e
+        try:
+            await self.send(start)
             async for chunk in chunks:
                 await self.send(
                     {"type": "http.response.body", "body": chunk, "more_body": True}
                 )
-            await self.send({"type": "http.response.body", "body": b""})
+            await self._send_last(b"")
         except Exception as e:  # the generator failed, or the send (client gone)
-            return e
-        return None
+            return e, None
+        return None, None
+
+    async def _send_last(self, data: bytes) -> None:
+        """Send the response's last body message, ``data``.
+
+        If the request body is still coming in (the view did not read it, or read it
+        only up to the limit), ``data`` goes out at once, the rest of the body is
+        received and dropped (up to :data:`DRAIN_BYTES` and :data:`DRAIN_SECONDS`),
+        and then the end. A server that stops reading the socket while the app does not
+        receive (hypercorn's queue of ``http.request`` messages is full) would
+        otherwise hold the client, still writing its body, from ever reading the
+        answer, and wait for queue room to end the request. Past the bounds, the end
+        goes out with ``receive`` still read meanwhile, and the server closes the
+        connection."""
+        body = self.body
+        if body.complete:
+            await self.send({"type": "http.response.body", "body": data})
+            return
+        if data:
+            await self.send(
+                {"type": "http.response.body", "body": data, "more_body": True}
+            )
+        with anyio.move_on_after(DRAIN_SECONDS):
+            await body.drain(DRAIN_BYTES)
+        if body.complete:
+            await self.send(_END)
+            return
+        failure: Exception | None = None
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(body.drain, None)
+            try:
+                await self.send(_END)
+            except Exception as e:  # raised outside the group, not wrapped
+                failure = e
+            tg.cancel_scope.deadline = anyio.current_time() + DRAIN_GRACE
+        if failure is not None:
+            raise failure
 
     async def _cancel_on_disconnect(self, scope: anyio.CancelScope) -> None:
         while True:

@@ -39,9 +39,22 @@ class BodyIterator:
     (then :meth:`close`) from sync code, or ``async for`` (then :meth:`aclose`) from an
     event loop, where sync chunks come from ``workers`` -- and async ones too with
     ``async_in_thread``, on the worker thread's own loop (give a pinned session then, so
-    that every chunk is made on the same thread and loop)."""
+    that every chunk is made on the same thread and loop).
 
-    __slots__ = ("async_in_thread", "closed", "ctx", "is_async", "iterator", "workers")
+    :meth:`first` (sync) or :meth:`afirst` (async) takes the first chunk ahead, before
+    anything of the response is sent, so that a body failing at once can still be
+    answered with an error response; iterating then gives that chunk first.
+    """
+
+    __slots__ = (
+        "async_in_thread",
+        "closed",
+        "ctx",
+        "head",
+        "is_async",
+        "iterator",
+        "workers",
+    )
 
     def __init__(
         self,
@@ -62,13 +75,27 @@ class BodyIterator:
             else iter(t.cast(Iterable[t.Any], source))
         )
         self.closed = False
+        #: The first chunk, taken ahead and not yet given.
+        self.head: bytes | None = None
 
     # -- from sync code -----------------------------------------------------------------
 
     def __iter__(self) -> BodyIterator:
         return self
 
+    def first(self) -> None:
+        """Take the first chunk ahead; it raises what the iterable raises. An empty
+        iterable leaves nothing."""
+        try:
+            self.head = self.__next__()
+        except StopIteration:
+            pass
+
     def __next__(self) -> bytes:
+        head = self.head
+        if head is not None:
+            self.head = None
+            return head
         if self.is_async:
             try:
                 chunk = run_awaitable(self.iterator.__anext__, self.ctx)
@@ -97,7 +124,18 @@ class BodyIterator:
     def __aiter__(self) -> BodyIterator:
         return self
 
+    async def afirst(self) -> None:
+        """:meth:`first`, from an event loop."""
+        try:
+            self.head = await self.__anext__()
+        except StopAsyncIteration:
+            pass
+
     async def __anext__(self) -> bytes:
+        head = self.head
+        if head is not None:
+            self.head = None
+            return head
         if self.is_async and self.async_in_thread:
             chunk = await self.workers.run(
                 _run_on_thread_loop, self.iterator.__anext__, self.ctx
