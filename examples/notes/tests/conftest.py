@@ -55,6 +55,19 @@ def app(tmp_path):
 # `live_server` and the context guard come from ctxflask's pytest plugin, given `app`.
 
 
+@pytest.fixture(
+    params=[
+        pytest.param(name, marks=pytest.mark.ctxflask_live_server(server=name))
+        for name in ("uvicorn", "gunicorn")
+    ]
+)
+def served(app, monkeypatch, request):
+    """A real server (uvicorn, then gunicorn) serving this test's database: the plugin's
+    ``live_server``, importing ``live_app.py``."""
+    monkeypatch.setenv("NOTES_TEST_DATABASE", app.config["DATABASE"])
+    return request.getfixturevalue("live_server")
+
+
 @pytest.fixture(autouse=True)
 def no_leaked_contexts(ctxflask_context_guard):
     """Every test fails if it leaves an application or request context pushed."""

@@ -43,24 +43,10 @@ async def test_two_users_writing_at_once_each_see_their_own_session(app, async_c
     assert {note["author"] for note in listed if note["title"] == "note 3"} == {"test"}
 
 
-@pytest.fixture
-def served(app, monkeypatch, request):
-    """A real server serving this test's database (see ``live_app.py``)."""
-    monkeypatch.setenv("NOTES_TEST_DATABASE", app.config["DATABASE"])
-    return request.getfixturevalue("live_server")
-
-
-@pytest.mark.parametrize(
-    "server",
-    [
-        pytest.param(name, marks=pytest.mark.ctxflask_live_server(server=name))
-        for name in ("uvicorn", "gunicorn")
-    ],
-)
 @pytest.mark.ctxflask_live_server(app="live_app:app")
-def test_log_in_and_write_a_note_on_a_real_server(served, server):
+def test_log_in_and_write_a_note_on_a_real_server(served):
     with httpx.Client(base_url=served.url) as http:
-        assert http.get("/").headers["server"].startswith(server)
+        assert http.get("/").headers["server"].startswith(served.server)
         assert (
             "Please log in first." in http.get("/notes/new", follow_redirects=True).text
         )
