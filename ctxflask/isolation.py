@@ -207,13 +207,18 @@ class IsolationReport:
         for finding in self.findings:
             by_request.setdefault(finding.request, []).append(finding)
         shown = 0
-        for index, findings in by_request.items():
+        for index in sorted(by_request, key=lambda i: -1 if i is None else i):
+            findings = by_request[index]
             if shown >= 30:
                 lines.append(f"... and {len(self.findings) - shown} more")
                 break
             lines.append(f"{self._name(index)}:")
             for f in findings[:5]:
-                seen = "" if f.other is None else f" [saw {self._name(f.other)}'s]"
+                seen = (
+                    ""
+                    if f.other is None
+                    else f": {self._name(f.other)}'s, not #{index}'s"
+                )
                 lines.append(f"  {f.step}: {f.kind}: {f.detail}{seen}")
                 shown += 1
             if len(findings) > 5:
@@ -406,7 +411,7 @@ class _Observer:
                 owner,
                 label,
                 "output",
-                f"its output holds {self.tokens[other]!r}, another request's token",
+                f"its output holds {self.tokens[other]!r}",
                 other,
             )
 
@@ -444,8 +449,8 @@ class _Observer:
                     owner,
                     label,
                     "request",
-                    "request is "
-                    + ("an unknown request" if seen is None else "another request"),
+                    f"request carries {TOKEN_HEADER}"
+                    f" {request.headers.get(TOKEN_HEADER)!r}",
                     seen,
                 )
             self._same(owner, state, label, "request", request, seen)
@@ -516,8 +521,7 @@ class _Observer:
                         owner,
                         label,
                         kind,
-                        f"{verb} {name} = {_short(value)}, holding another request's"
-                        f" token {self.tokens[other]!r}",
+                        f"{verb} {name} = {_short(value)}",
                         other,
                     )
 
