@@ -14,6 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import json
+import subprocess
+import sys
+from pathlib import Path
 
 import httpx
 import pytest
@@ -360,3 +364,146 @@ def test_span_details_name_a_request_by_its_rule(app):
     assert details(scope("/items/7", "POST"))[0] == "POST /items/<int:item_id>"
     assert details(scope("/items/x")) == ("GET", {})
     assert details(scope("/items/7", "DELETE")) == ("DELETE", {})
+
+
+# -- OpenTelemetry and Sentry, each check in a process of its own -----------------------
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_check(name: str, *args: str) -> dict:
+    """Run one check of ``tests/observability/checks.py`` in a fresh interpreter
+    (warnings are errors, as in this suite) and return what it saw."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-W",
+            "error",
+            "-m",
+            "tests.observability.checks",
+            name,
+            *args,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.splitlines()[-1])
+
+
+def rule_of(target: str) -> str:
+    kind = target.split("/")[1]
+    return f"/{kind}/<int:n>"
+
+
+@pytest.mark.parametrize("async_steps", ["loop", "thread"])
+def test_flask_instrumentor_records_every_request_under_both_entry_points(
+    async_steps,
+):
+    seen = run_check("flask_instrumentor", async_steps)
+    assert seen["wsgi"] == seen["asgi"] == [200, 200, 500, 200, 404]
+    assert seen["call"] == [200, 200]
+    assert seen["concurrent"] == [200] * 200
+    servers = seen["servers"]
+    assert len(servers) == 12 + 200
+    for span in servers:
+        status = {"boom": 500, "aboom": 500, "no": 404}.get(
+            span["target"].split("/")[1], 200
+        )
+        assert span["status"] == status, span
+        if status == 404:
+            assert span["route"] is None
+        else:
+            assert span["route"] == rule_of(span["target"]), span
+            assert span["name"] == f"GET {span['route']}"
+    # Each view's span is a child of its own request's span, at 200 concurrent requests.
+    assert seen["children"] == {"checked": 4 + 2 + 2 + 200, "wrong": []}
+    # The duration histogram counts every request, by route and status.
+    durations: dict[tuple[str | None, int], int] = {}
+    for target, status, count in seen["metrics"]["duration"]:
+        durations[target, status] = durations.get((target, status), 0) + count
+    assert durations == {
+        ("/sync/<int:n>", 200): 1 + 1 + 1 + 100,
+        ("/async/<int:n>", 200): 1 + 1 + 1 + 100,
+        ("/boom/<int:n>", 500): 1,
+        ("/aboom/<int:n>", 500): 1,
+        ("/stream/<int:n>", 200): 2,
+        (None, 404): 2,
+    }
+    # The active requests went up and came back down, under each entry point.
+    assert seen["metrics"]["active"] == [0, 0]
+    # Uninstrumented, the app is back on the usual ASGI path.
+    assert seen["after"] == [200]
+    assert seen["servers_after"] == 0
+    assert seen["middleware_after"] is False
+
+
+def test_flask_instrumentor_of_the_flask_class_instruments_apps_made_after():
+    seen = run_check("flask_instrumentor_global")
+    assert seen["instrumented"] is True
+    assert seen["wsgi"] == [200]
+    assert seen["asgi"] == [200, 200]
+    assert sorted((s["route"], s["status"]) for s in seen["servers"]) == [
+        ("/async/<int:n>", 200),
+        ("/sync/<int:n>", 200),
+        ("/sync/<int:n>", 200),
+    ]
+    assert seen["children"] == {"checked": 3, "wrong": []}
+    assert seen["restored"] is True
+
+
+@pytest.mark.parametrize("span_details", ["app.asgi.span_details", ""])
+def test_opentelemetry_asgi_middleware_reads_the_route(span_details):
+    seen = run_check("asgi_middleware", span_details)
+    assert seen["concurrent"] == [200] * 200
+    assert seen["asgi"] == [404]
+    assert seen["children"] == {"checked": 200, "wrong": []}
+    # scope["route"]: the middleware's duration histogram is by rule, not by path.
+    assert sorted(seen["metrics"]["duration"], key=repr) == sorted(
+        [["/async/<int:n>", 200, 100], ["/sync/<int:n>", 200, 100], [None, 404, 1]],
+        key=repr,
+    )
+    for span in seen["servers"]:
+        if span["status"] == 404:
+            expected = "GET" if span_details else "GET /no/1000"
+            assert span["name"] == expected
+        elif span_details:  # named by rule, with http.route
+            assert span["name"] == f"GET {rule_of(span['target'])}"
+            assert span["route"] == rule_of(span["target"])
+        else:  # the middleware's default: the path
+            assert span["name"] == f"GET {span['target']}"
+
+
+@pytest.mark.parametrize("entry", ["wsgi", "asgi", "call", "asgi-middleware"])
+def test_sentry_sees_each_request_once_with_its_url_and_endpoint(entry):
+    seen = run_check("sentry", entry)
+    # Sentry's patch of Flask.__call__ keeps the app an ASGI 3 app.
+    assert seen["asgi3"] is True
+    assert seen["status"] == [500, 500] + [200] * 20
+    host = "http://localhost" if entry == "wsgi" else "http://t"
+    assert seen["events"] == [
+        {
+            "transaction": "aboom",
+            "url": f"{host}/aboom/2",
+            "error": "aboom 2",
+            "tag": "/aboom/2",
+        },
+        {
+            "transaction": "boom",
+            "url": f"{host}/boom/1",
+            "error": "boom 1",
+            "tag": "/boom/1",
+        },
+    ]
+    expected = [
+        {"name": "aboom", "url": f"{host}/aboom/2", "status": "internal_error"},
+        {"name": "boom", "url": f"{host}/boom/1", "status": "internal_error"},
+    ] + [
+        {"name": "sync_view", "url": f"{host}/sync/{n}", "status": "ok"}
+        for n in range(3, 23)
+    ]
+    for transaction in expected:
+        transaction["tag"] = transaction["url"].removeprefix(host)
+    assert seen["transactions"] == sorted(expected, key=repr)
