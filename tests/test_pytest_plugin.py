@@ -570,6 +570,12 @@ def test_the_plugin_works_installed_in_a_fresh_venv(tmp_path: Path) -> None:
     system's packages, then pytest in a separate project: the entry point loads the
     plugin and its fixtures work, with no conftest of this repository in sight."""
     started = time.monotonic()
+    # As a project of its own would run: nothing of this one on the path.
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("PYTEST_") and k != "PYTHONPATH"
+    }
     # A copy of what the package is built from, so that the build leaves nothing in
     # the working tree.
     source = tmp_path / "source"
@@ -581,7 +587,9 @@ def test_the_plugin_works_installed_in_a_fresh_venv(tmp_path: Path) -> None:
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, source / name)
     venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    subprocess.run(
+        [sys.executable, "-m", "venv", str(venv)], env=env, check=True, timeout=120
+    )
     python = venv / "bin" / "python"
     # Packages come from the machine's configured indexes and caches.
     install = subprocess.run(
@@ -595,7 +603,9 @@ def test_the_plugin_works_installed_in_a_fresh_venv(tmp_path: Path) -> None:
             "pytest",
             "httpx",
             "trio",
+            "uvicorn",
         ],
+        env=env,
         capture_output=True,
         text=True,
         timeout=300,
@@ -628,10 +638,13 @@ def test_the_plugin_works_installed_in_a_fresh_venv(tmp_path: Path) -> None:
 
             def test_leak(app):
                 app.app_context().push()
+
+            def test_live_server(live_server):
+                import httpx
+                assert httpx.get(live_server.url + "/via").text == "asgi"
             """
         )
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
     result = subprocess.run(
         [str(python), "-m", "pytest", "-v", "-p", "no:cacheprovider"],
         cwd=project,
@@ -649,6 +662,7 @@ def test_the_plugin_works_installed_in_a_fresh_venv(tmp_path: Path) -> None:
         "test_app.py::test_async_client[asyncio] PASSED",
         "test_app.py::test_async_client[trio] PASSED",
         "test_app.py::test_leak FAILED",
+        "test_app.py::test_live_server PASSED",
     ):
         assert line in out, out
     assert "test_leak left app context <AppContext of 'myapp'> pushed" in out, out
