@@ -43,9 +43,12 @@ def extensions(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """In-process per-request cost beside Flask (WSGI); ratios, medians of interleaved
     rounds. Pass options after ``--``, e.g. ``nox -s bench -- --quick``; a first word
-    ``asgi`` or ``server`` runs ``bench.asgi`` or ``bench.server`` instead, e.g.
-    ``nox -s bench -- asgi --quick``."""
+    names another benchmark: ``asgi`` (in-process ASGI), ``server`` (uvicorn, gunicorn
+    and granian, one worker each), ``imports`` (import time), ``memory`` (RSS of a
+    uvicorn worker) or ``report`` (all of them, writing bench/results.md and
+    bench/results.png), e.g. ``nox -s bench -- server --quick``."""
     session.install("-e", ".[bench]")
     args = list(session.posargs)
-    module = args.pop(0) if args[:1] in (["asgi"], ["server"]) else "inprocess"
+    others = ("asgi", "server", "imports", "memory", "report")
+    module = args.pop(0) if args[:1] and args[0] in others else "inprocess"
     session.run("python", "-m", f"bench.{module}", *args)
