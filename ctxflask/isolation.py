@@ -882,18 +882,22 @@ class _Prepared(t.NamedTuple):
 
 def _session_cookie(app: Flask, values: Mapping[str, t.Any]) -> str:
     """``name=value`` of a session cookie holding ``values``, signed by the app's
-    session interface."""
+    session interface (with no context pushed: no hook or teardown of the app runs)."""
     interface = app.session_interface
-    with app.test_request_context("/") as ctx:
-        session = interface.open_session(app, ctx.request)
-        if session is None:
-            raise RuntimeError(
-                "A request spec gives session values, but the app's session interface"
-                " opened no session. Fix: set the app's SECRET_KEY."
-            )
-        session.update(values)
-        response = app.response_class()
-        interface.save_session(app, session, response)
+    builder = werkzeug.test.EnvironBuilder(path="/", base_url="http://localhost/")
+    try:
+        request = app.request_class(builder.get_environ())
+    finally:
+        builder.close()
+    session = interface.open_session(app, request)
+    if session is None:
+        raise RuntimeError(
+            "A request spec gives session values, but the app's session interface"
+            " opened no session. Fix: set the app's SECRET_KEY."
+        )
+    session.update(values)
+    response = app.response_class()
+    interface.save_session(app, session, response)
     for header in response.headers.getlist("Set-Cookie"):
         return header.partition(";")[0]
     raise RuntimeError("The app's session interface set no cookie for the session.")

@@ -765,3 +765,29 @@ def test_a_step_whose_context_variable_changes_are_lost_is_reported(monkeypatch)
         and "began with <unset>" in f.detail
         for f in lost
     )
+
+
+@pytest.mark.parametrize("entry", ENTRIES)
+def test_the_checker_runs_nothing_of_the_app_beyond_its_requests(entry):
+    # Session cookies are signed with no context pushed: the app's teardown callbacks
+    # run once per request sent, and for nothing else.
+    app = Flask(__name__)
+    app.secret_key = "isolation"
+    calls: list[str] = []
+
+    @app.get("/")
+    def index():
+        return "ok"
+
+    @app.teardown_request
+    def request_done(exc):
+        calls.append("request")
+
+    @app.teardown_appcontext
+    def app_done(exc):
+        calls.append("app")
+
+    specs = [RequestSpec("GET", "/", session={"me": "{token}"}, status=200)] * 30
+    report = check(entry, app, specs)
+    assert report.ok, report
+    assert sorted(calls) == ["app"] * 30 + ["request"] * 30
