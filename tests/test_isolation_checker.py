@@ -791,3 +791,27 @@ def test_the_checker_runs_nothing_of_the_app_beyond_its_requests(entry):
     report = check(entry, app, specs)
     assert report.ok, report
     assert sorted(calls) == ["app"] * 30 + ["request"] * 30
+
+
+@pytest.mark.parametrize("entry", ENTRIES)
+def test_a_context_pushed_in_a_view_and_never_popped_is_left_active(entry):
+    app = Flask(__name__)
+
+    @app.get("/")
+    def index():
+        app.test_request_context("/other").push()  # never popped
+        return "ok"
+
+    report = check(entry, app, [RequestSpec("GET", "/")] * 5)
+    assert not report.ok
+    for i in range(5):
+        kinds = {f.kind for f in report.findings if f.request == i}
+        # The view ends inside the other request's context; the request's own pop
+        # then fails, and its contexts stay pushed.
+        assert kinds == {"request", "error", "left active"}
+        left = [f.detail for f in report.of("left active") if f.request == i]
+        assert any("<RequestContext 'http://localhost/' [GET]" in d for d in left)
+        assert any("<RequestContext 'http://localhost/other'" in d for d in left)
+    assert report.of("request", "view 'index'")[0].detail == (
+        f"request carries {TOKEN_HEADER} None"
+    )
