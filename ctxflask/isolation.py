@@ -2,8 +2,9 @@
 
 :func:`check_isolation` sends requests concurrently through the ASGI entry point (asyncio
 or trio tasks), :func:`check_isolation_wsgi` through the WSGI one (threads). While they
-run, every view, hook, error handler, teardown callback, background task and chunk of a
-streamed body of the app is wrapped by an observer that records what the step sees of
+run, every view (WebSocket handlers too), hook, error handler, teardown callback,
+background task and chunk of a streamed body of the app is wrapped by an observer that
+records what the step sees of
 ``request``, ``session``, ``g``, ``current_app`` and the context variables named; the app
 is given back its own callables when the run ends, even when it fails.
 
@@ -12,7 +13,7 @@ What counts as a violation
 
 Request ``#i`` of the run carries a unique *token* (``tk<run>n<i:06>z``): in the
 ``X-Isolation-Token`` header, and wherever its spec writes ``{token}`` (path, query,
-headers, cookies, form data, JSON, session values). Whom a step runs *for* is known
+headers, cookies, form data, JSON, session values, WebSocket messages). Whom a step runs *for* is known
 without asking ctxflask's contexts: the checker sets a context variable of its own to
 ``i`` in the thread or task that calls the entry point, and every request runs in a copy
 of that context. A step of request ``#i`` violates isolation when it:
@@ -24,8 +25,8 @@ of that context. A step of request ``#i`` violates isolation when it:
 - **g / session**: sees a ``g`` object or a session object other than the one ``#i``'s
   earlier steps saw, or a value in ``g``, the session or a named ``ContextVar`` that holds
   another request's token (strings, searched in containers and plain objects);
-- **output**: returns (a view, hook or error handler) or yields (a chunk of a streamed
-  body) data holding another request's token; ``scan_output=False`` on a request whose
+- **output**: returns (a view, hook or error handler), yields (a chunk of a streamed
+  body) or sends (a WebSocket message) data holding another request's token; ``scan_output=False`` on a request whose
   answer may rightly show other requests' data;
 - **lost change**: begins with the value of ``g``, the session or a named ``ContextVar``
   that the previous step of ``#i`` had replaced: a change that did not reach the next step.
@@ -94,8 +95,8 @@ _owner: contextvars.ContextVar[int] = contextvars.ContextVar("ctxflask.isolation
 @dataclasses.dataclass(frozen=True)
 class RequestSpec:
     """One request for the checker to send. ``{token}`` anywhere in ``path``,
-    ``headers``, ``cookies``, ``data``, ``json`` or ``session`` becomes the request's
-    token.
+    ``headers``, ``cookies``, ``data``, ``json``, ``session`` or ``websocket`` becomes
+    the request's token.
 
     :param method: the HTTP method.
     :param path: the path, with a query string if any.
@@ -1160,7 +1161,8 @@ async def check_isolation(
     context.
 
     :param app: the application.
-    :param requests: the requests to send (:class:`RequestSpec`).
+    :param requests: the requests to send (:class:`RequestSpec`): a list, or any
+        iterable, such as ``(make_spec(i) for i in range(1000))``.
     :param concurrency: how many are in flight at once.
     :param context_vars: context variables whose values are checked like ``g``'s.
     :param observe: ``False`` sends the same requests without observing them (to time
@@ -1178,9 +1180,8 @@ async def check_isolation(
 
             async def worker() -> None:
                 for i in taken:
-                    _owner.set(
-                        i
-                    )  # each task has its own context: the requests' copy it
+                    # Each task has a context of its own; each request a copy of it.
+                    _owner.set(i)
                     spec = run.sent[i].spec
                     result: int | BaseException
                     try:
