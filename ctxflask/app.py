@@ -254,10 +254,10 @@ class Flask(App, metaclass=_FlaskType):
         """The WSGI middleware around the app, to run ASGI requests through: the app
         itself as a WSGI callable (``app(environ, start_response)``) when a ``__call__``
         was assigned to its class or a ``wsgi_app`` to it; ``None`` when neither was."""
-        wsgi_app = self.__dict__.get("wsgi_app")
         call = type(self).__call__
-        if wsgi_app is None and call is _FLASK_CALL:
+        if call is _FLASK_CALL and "wsgi_app" not in self.__dict__:
             return None  # the usual case, on every request
+        wsgi_app = self.__dict__.get("wsgi_app")
         wrapped: WSGIApplication | None = None
         if wsgi_app is not None and (
             getattr(wsgi_app, "__self__", None) is not self

@@ -261,7 +261,7 @@ def set_route(scope: Scope, request: Request) -> None:
     """Put the rule ``request`` matched in ``scope["route"]``, if it matched one."""
     rule = request.url_rule
     if rule is not None:
-        route = rule.__dict__.get("_asgi_route")
+        route = getattr(rule, "_asgi_route", None)
         if route is None:  # made once per rule: every request sets it
-            route = rule.__dict__["_asgi_route"] = Route(rule.rule)
+            route = rule._asgi_route = Route(rule.rule)  # type: ignore[attr-defined]
         scope["route"] = route

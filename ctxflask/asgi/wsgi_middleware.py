@@ -135,7 +135,9 @@ class HandOff:
                 if chunk:
                     self._write(chunk)
             self._send_start()
-            bridge.run_on_loop(self.send, {"type": "http.response.body", "body": b""})
+            self._send({"type": "http.response.body", "body": b""})
+        except _ClientGone:
+            pass  # as on the usual path: the body is closed, the request ends
         finally:
             close = getattr(result, "close", None)
             if close is not None:
@@ -154,10 +156,15 @@ class HandOff:
 
     def _write(self, chunk: bytes) -> None:
         self._send_start()
-        bridge.run_on_loop(
-            self.send,
-            {"type": "http.response.body", "body": bytes(chunk), "more_body": True},
+        self._send(
+            {"type": "http.response.body", "body": bytes(chunk), "more_body": True}
         )
+
+    def _send(self, message: Message) -> None:
+        try:
+            bridge.run_on_loop(self.send, message)
+        except OSError as e:  # the client went away
+            raise _ClientGone from e
 
     def _send_start(self) -> None:
         # As a WSGI server does: the status goes out with the first chunk, or at the end.
@@ -178,7 +185,7 @@ class HandOff:
                 for name, value in headers
             ],
         }
-        bridge.run_on_loop(self.send, start)
+        self._send(start)
 
     def serve(
         self, environ: WSGIEnvironment, start_response: StartResponse
@@ -239,14 +246,20 @@ class HandOff:
             return None
 
     def end(self) -> None:
-        """The chain returned or raised: the thread takes no more messages."""
+        """The chain returned or raised: the thread takes no more messages (and the
+        connection, if the middleware never called the app, sends none)."""
         self._from_loop.close()
+        self._to_thread.close()
 
     async def close(self) -> None:
         """The body was closed: end the connection (a generator not run to its end is
         closed) and wait until it tore down."""
         self._from_loop.close()
         await self._done.wait()
+
+
+class _ClientGone(Exception):
+    """Sending to the client failed: it went away."""
 
 
 class _HandedOnBody:
