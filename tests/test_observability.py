@@ -19,6 +19,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import anyio
 import httpx
 import pytest
 import uvicorn.config
@@ -252,6 +253,98 @@ def test_concurrent_asgi_requests_through_middleware_stay_apart(app, kind):
     assert [r.json() for r in responses] == [
         {"tag": f"n={n}", "arg": str(n)} for n in range(200)
     ]
+
+
+def test_middleware_may_answer_without_the_app(app, client):
+    inner = app.wsgi_app
+
+    def guard(environ, start_response):
+        if environ["PATH_INFO"] == "/private":
+            start_response("403 FORBIDDEN", [("Content-Type", "text/plain")])
+            return [b"no"]
+        return inner(environ, start_response)
+
+    app.wsgi_app = guard
+
+    @app.get("/<name>")
+    def view(name):
+        return name
+
+    assert client.get("/public").text == "public"
+    response = client.get("/private")
+    assert (response.status_code, response.text) == (403, "no")
+    assert client.head("/public").data == b""
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_middleware_under_both_event_loop_libraries(app, backend):
+    app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1)
+
+    @app.post("/echo")
+    def echo():
+        return {"addr": request.remote_addr, "data": request.get_data(as_text=True)}
+
+    @app.get("/stream")
+    async def stream():
+        async def chunks():
+            yield "a"
+            yield "b"
+
+        return chunks()
+
+    async def main():
+        async with asgi_client(app) as client:
+            posted = await client.post(
+                "/echo", content="x" * 100_000, headers={"X-Forwarded-For": "192.0.2.1"}
+            )
+            streamed = await client.get("/stream")
+        return posted.json(), streamed.text
+
+    posted, streamed = anyio.run(main, backend=backend)
+    assert posted == {"addr": "192.0.2.1", "data": "x" * 100_000}
+    assert streamed == "ab"
+
+
+def test_a_client_gone_mid_stream_closes_it_and_tears_down_once(app, kind):
+    log: list[str] = []
+    app.wsgi_app = recording_middleware(app.wsgi_app, [])
+
+    @app.get("/stream")
+    def stream():
+        def chunks():
+            try:
+                for n in range(100):
+                    yield f"{n} "
+            finally:
+                log.append("closed")
+
+        return chunks()
+
+    @app.teardown_request
+    @variant(kind)
+    def teardown(error):
+        log.append("teardown")
+
+    sent: list[dict] = []
+
+    async def receive():
+        await anyio.sleep_forever()
+
+    async def send(message):
+        if len(sent) == 2:
+            raise OSError("gone")
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": "/stream",
+        "headers": [],
+        "query_string": b"",
+    }
+    asyncio.run(app.asgi(scope, receive, send))
+    assert [m["type"] for m in sent] == ["http.response.start", "http.response.body"]
+    assert log == ["closed", "teardown"]
 
 
 class PatchedFlask(ctxflask.Flask):
@@ -507,3 +600,38 @@ def test_sentry_sees_each_request_once_with_its_url_and_endpoint(entry):
     for transaction in expected:
         transaction["tag"] = transaction["url"].removeprefix(host)
     assert seen["transactions"] == sorted(expected, key=repr)
+
+
+@pytest.mark.parametrize("server", ["uvicorn", "gunicorn-asgi"])
+def test_servers_load_the_app_object_after_sentry_patched_flask(server, tmp_path):
+    """``uvicorn module:app`` and ``gunicorn -k asgi module:app`` once sentry-sdk's Flask
+    integration assigned its WSGI function to ``Flask.__call__``."""
+    from tests.test_servers import Server
+    from tests.test_servers import SERVERS
+
+    command = [
+        "tests.observability.served:app" if part.startswith("tests.serverapp") else part
+        for part in SERVERS[server]
+    ]
+    srv = Server(server, command, tmp_path)
+    try:
+        srv.wait_ready()
+        with httpx.Client(base_url=srv.base_url, timeout=10) as client:
+            hello = client.get("/hello/world")
+            boom = client.get("/boom")
+        srv.stop()
+    finally:
+        srv.terminate()
+    assert (hello.status_code, hello.text) == (200, "hello world"), srv.log_tail()
+    assert boom.status_code == 500
+    items = [
+        json.loads(line)
+        for line in (srv.state / "envelopes.jsonl").read_text().splitlines()
+    ]
+    base = srv.base_url
+    assert sorted((i["type"], i["transaction"], i["url"]) for i in items) == [
+        ("event", "boom", f"{base}/boom"),
+        ("transaction", "boom", f"{base}/boom"),
+        ("transaction", "count", f"{base}/count"),
+        ("transaction", "hello", f"{base}/hello/world"),
+    ]

@@ -263,12 +263,27 @@ def asgi_middleware(span_details: str) -> dict[str, t.Any]:
 # -- Sentry ----------------------------------------------------------------------------
 
 
+def init_sentry(transport: type) -> None:
+    """sentry-sdk with its Flask integration alone, every transaction sampled, and
+    ``transport`` instead of the network."""
+    import sentry_sdk
+    from sentry_sdk.integrations.flask import FlaskIntegration
+
+    sentry_sdk.init(
+        dsn="http://key@127.0.0.1/1",
+        transport=transport,
+        integrations=[FlaskIntegration()],
+        default_integrations=False,
+        auto_enabling_integrations=False,
+        traces_sample_rate=1.0,
+    )
+
+
 def sentry(entry: str) -> dict[str, t.Any]:
     """sentry-sdk's Flask integration, with a transport that keeps the envelopes: errors
     in a sync and an async view, and concurrent requests, through ``entry``."""
     import sentry_sdk
     from sentry_sdk.integrations.asgi import SentryAsgiMiddleware
-    from sentry_sdk.integrations.flask import FlaskIntegration
     from sentry_sdk.transport import Transport
 
     envelopes: list[t.Any] = []
@@ -277,14 +292,7 @@ def sentry(entry: str) -> dict[str, t.Any]:
         def capture_envelope(self, envelope: t.Any) -> None:
             envelopes.append(envelope)
 
-    sentry_sdk.init(
-        dsn="http://key@127.0.0.1/1",
-        transport=Keep,
-        integrations=[FlaskIntegration()],
-        default_integrations=False,
-        auto_enabling_integrations=False,
-        traces_sample_rate=1.0,
-    )
+    init_sentry(Keep)
     app = make_app()
 
     @app.before_request
