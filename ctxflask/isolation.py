@@ -1108,7 +1108,7 @@ class _Run:
         if isinstance(result, BaseException):
             request.error = result
             self.observer.add(
-                index, "entry point", "error", f"the request raised {result!r}"
+                index, "entry point", "error", f"the request failed: {result!r}"
             )
             return
         request.status = result
@@ -1239,11 +1239,17 @@ def check_isolation_wsgi(
     threads: int = 16,
     context_vars: Sequence[contextvars.ContextVar[t.Any]] = (),
     observe: bool = True,
+    timeout: float | None = None,
 ) -> IsolationReport:
     """Send ``requests`` through the WSGI entry point from ``threads`` threads at once,
     as a threaded WSGI server would, with every step of the app observed; the
     counterpart of :func:`check_isolation` (same findings). WebSocket requests are
-    skipped (WSGI has none)."""
+    skipped (WSGI has none).
+
+    :param timeout: seconds after which it returns, the requests still running then
+        reported as failed (their threads are left to finish). Under ASGI, wrap the
+        call in ``anyio.fail_after`` instead: the requests are cancelled.
+    """
     run = _Run(app, requests, context_vars, observe)
     todo = [r.index for r in run.sent if r.spec.websocket is None]
     for r in run.sent:
@@ -1257,7 +1263,7 @@ def check_isolation_wsgi(
             _owner.reset(token)
 
     with run:
-        results = fan_out(one, todo, threads)
+        results = fan_out(one, todo, threads, timeout)
     for i, result in zip(todo, results, strict=True):
         run.outcome(i, result)
     return run.report(f"WSGI ({threads} threads)")

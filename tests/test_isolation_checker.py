@@ -46,7 +46,7 @@ def check(
     """Run the checker through one entry point, in a bounded time."""
     started = time.monotonic()
     if entry == "wsgi":
-        report = check_isolation_wsgi(app, specs, threads=16, **kwargs)
+        report = check_isolation_wsgi(app, specs, threads=16, timeout=30, **kwargs)
     else:
 
         async def run() -> IsolationReport:
@@ -443,19 +443,54 @@ def test_a_value_of_another_request_in_the_session_or_a_context_var_is_reported(
 @pytest.mark.parametrize("entry", ENTRIES)
 def test_statuses_and_exceptions_are_reported(entry):
     app = Flask(__name__)
+    app.testing = True  # exceptions propagate out of the entry point
 
     @app.get("/")
     def index():
         return "ok"
 
+    @app.get("/boom")
+    async def boom():
+        raise LookupError("boom")
+
     report = check(
         entry,
         app,
-        [RequestSpec("GET", "/", status=200), RequestSpec("GET", "/", status=201)],
+        [
+            RequestSpec("GET", "/", status=200),
+            RequestSpec("GET", "/", status=201),
+            RequestSpec("GET", "/boom"),
+        ],
     )
-    (finding,) = report.findings
-    assert (finding.request, finding.kind) == (1, "status")
+    status, error = sorted(report.findings, key=lambda f: f.request)
+    assert (status.request, status.kind, status.step) == (1, "status", "response")
     assert "status 200, expected 201" in str(report)
+    assert (error.request, error.kind) == (2, "error")
+    assert "LookupError('boom')" in error.detail
+    assert isinstance(report.requests[2].error, LookupError)
+
+
+def test_wsgi_requests_still_running_at_the_timeout_are_reported():
+    app = Flask(__name__)
+
+    @app.get("/slow")
+    def slow():
+        time.sleep(1)
+        return "late"
+
+    @app.get("/")
+    def index():
+        return "ok"
+
+    started = time.monotonic()
+    report = check_isolation_wsgi(
+        app, [RequestSpec("GET", "/"), RequestSpec("GET", "/slow")], timeout=0.2
+    )
+    assert time.monotonic() - started < 0.9
+    ((late, detail),) = [(f.request, f.detail) for f in report.of("error")]
+    assert late == 1
+    assert "still running after 0.2 s" in detail
+    time.sleep(1)  # the slow request ends before the test does
 
 
 def observed_callables(app: Flask) -> list[object]:
