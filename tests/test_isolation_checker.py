@@ -850,3 +850,25 @@ def test_a_context_pushed_in_a_view_and_never_popped_is_left_active(entry):
     assert report.of("request", "view 'index'")[0].detail == (
         f"request carries {TOKEN_HEADER} None"
     )
+
+
+@pytest.mark.parametrize(
+    ("make", "spec", "step"),
+    [
+        (lambda broken: cache_app(broken, "async"), PROFILE, "view 'profile'"),
+        (lambda broken: feed_app(broken, "sync"), FEED, "view 'feed': body chunk"),
+        (lambda broken: feed_app(broken, "async"), FEED, "view 'feed': body chunk"),
+        (chat_app, CHAT, "view 'chat': message"),
+    ],
+    ids=["cache", "sync-feed", "async-feed", "chat"],
+)
+@pytest.mark.parametrize("broken", [True, False])
+def test_async_steps_in_worker_threads_are_observed_too(make, spec, step, broken):
+    # ASYNC_STEPS = "thread": async steps run in worker threads, each on its own loop.
+    app, seen = make(broken)
+    app.config["ASYNC_STEPS"] = "thread"
+    report = check("asyncio", app, [spec] * 200)
+    expected = truth(report, seen)
+    assert pairs(report, step, "output") == expected
+    assert bool(expected) is broken
+    assert report.ok is not broken, report
