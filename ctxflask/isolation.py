@@ -173,6 +173,8 @@ class IsolationReport:
     steps: int
     duration: float
     observed: bool = True
+    #: The teardown callbacks whose runs were counted for each request.
+    teardowns: list[str] = dataclasses.field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -201,6 +203,17 @@ class IsolationReport:
         )
         if not self.observed:
             head += " (not observed: timing only)"
+        if self.ok and self.observed:
+            teardown = (
+                f"each of {len(self.teardowns)} teardown callback(s) ran once per"
+                " request"
+                if self.teardowns
+                else "no teardown callback to count"
+            )
+            return (
+                f"{head}: ok (no step saw another request's state, {teardown},"
+                " no context left active)"
+            )
         if self.ok:
             return f"{head}: ok"
         lines = [f"{head}: {len(self.findings)} problem(s)"]
@@ -1137,6 +1150,10 @@ class _Run:
             steps=sum(state.steps for state in observer.states),
             duration=self.duration,
             observed=self.observe,
+            teardowns=[
+                *observer.teardown_request_labels,
+                *observer.teardown_appcontext_labels,
+            ],
         )
 
 

@@ -698,6 +698,9 @@ def test_the_notes_example_passes_a_thousand_mixed_requests(notes_app, entry):
     assert len(report.requests) == 1000
     assert all(r.error is None for r in report.requests)
     assert report.steps > 3000  # each request: hooks, view, teardown at least
+    # close_db, counted for each request: it ran exactly once for each.
+    assert report.teardowns == ["teardown_appcontext 'close_db'"]
+    assert "each of 1 teardown callback(s) ran once per request" in str(report)
     assert all(
         a is b for a, b in zip(observed_callables(notes_app), before, strict=True)
     )
