@@ -23,6 +23,7 @@ from ctxflask import stream_with_context
 from ctxflask.asgi import http as asgi_http
 from ctxflask.globals import _cv_app
 from ctxflask.globals import _cv_request
+from tests.serverapp.reliability import read_body
 from tests.support import variant
 from tests.test_asgi import Conversation
 from tests.test_asgi import http_scope
@@ -147,18 +148,6 @@ SHORT_BODIES = {
     "get_json": ("application/json", b"[" + b"1," * (SENT // 2)),
     "stream": ("application/octet-stream", b"x" * SENT),
 }
-
-
-def read_body(accessor: str) -> int:
-    if accessor == "get_data":
-        return len(request.get_data())
-    if accessor == "form":
-        return len(request.form)
-    if accessor == "files":
-        return len(request.files)
-    if accessor == "get_json":
-        return len(request.get_json())
-    return len(request.stream.read())
 
 
 @pytest.fixture
