@@ -395,6 +395,9 @@ _early_start: contextvars.ContextVar[_EarlyStart | None] = contextvars.ContextVa
 )
 
 
+# On the loop under ASGI: start_response only records the status and headers (PEP 3333
+# forbids sending them there), so it does not block.
+@bridge.nonblocking
 def _start_early(sender: t.Any, response: Response, **extra: t.Any) -> None:
     early = _early_start.get()
     if early is not None and early.app is sender and early._write is None:

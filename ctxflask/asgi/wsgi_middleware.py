@@ -120,7 +120,8 @@ class HandOff:
         # Unbuffered: the pipeline makes the next chunk once the thread took the last.
         self._to_thread, self._from_loop = anyio.create_memory_object_stream[Message](0)
         self._failure: Exception | None = None
-        self._done = anyio.Event()
+        #: Set once the connection ended, torn down.
+        self.done = anyio.Event()
         self._status: tuple[str, list[tuple[str, str]]] | None = None
         self._started = False
 
@@ -130,11 +131,16 @@ class HandOff:
         """Call the middleware chain with the scope's environ, and send the response it
         gives to the client, from the loop."""
         result = middleware(environ, self._start_response)
+        # The app's own body, passed on as is (ProxyFix, OpenTelemetry's middleware):
+        # its last chunk is known as such, and goes with the end in one trip.
+        own = result if type(result) is _HandedOnBody else None
         try:
             for chunk in result:
+                if own is not None and own.ended:
+                    self._send({"type": "http.response.body", "body": bytes(chunk)})
+                    return
                 if chunk:
                     self._write(chunk)
-            self._send_start()
             self._send({"type": "http.response.body", "body": b""})
         except _ClientGone:
             pass  # as on the usual path: the body is closed, the request ends
@@ -155,21 +161,24 @@ class HandOff:
         return self._write
 
     def _write(self, chunk: bytes) -> None:
-        self._send_start()
         self._send(
             {"type": "http.response.body", "body": bytes(chunk), "more_body": True}
         )
 
     def _send(self, message: Message) -> None:
+        # As a WSGI server does, the status goes out with the first chunk, or at the
+        # end: in one trip to the loop with it.
+        messages = (message,) if self._started else (self._start_message(), message)
         try:
-            bridge.run_on_loop(self.send, message)
+            bridge.run_on_loop(self._send_all, messages)
         except OSError as e:  # the client went away
             raise _ClientGone from e
 
-    def _send_start(self) -> None:
-        # As a WSGI server does: the status goes out with the first chunk, or at the end.
-        if self._started:
-            return
+    async def _send_all(self, messages: tuple[Message, ...]) -> None:
+        for message in messages:
+            await self.send(message)
+
+    def _start_message(self) -> Message:
         if self._status is None:
             raise RuntimeError(
                 "The WSGI middleware around the app returned a body without calling"
@@ -177,7 +186,7 @@ class HandOff:
             )
         self._started = True
         status, headers = self._status
-        start = {
+        return {
             "type": "http.response.start",
             "status": int(status.split(" ", 1)[0]),
             "headers": [
@@ -185,7 +194,6 @@ class HandOff:
                 for name, value in headers
             ],
         }
-        self._send(start)
 
     def serve(
         self, environ: WSGIEnvironment, start_response: StartResponse
@@ -194,7 +202,7 @@ class HandOff:
         request of ``environ`` on the loop, call ``start_response`` with its status and
         headers, and return its body, which comes from the loop as it is iterated."""
         self.taken = True
-        start = bridge.run_on_loop(self._open, environ)
+        start, first = bridge.run_on_loop(self._open, environ)
         reason = HTTP_STATUS_CODES.get(start["status"], "UNKNOWN")
         start_response(
             f"{start['status']} {reason}",
@@ -203,19 +211,20 @@ class HandOff:
                 for name, value in start["headers"]
             ],
         )
-        return _HandedOnBody(self)
+        return _HandedOnBody(self, first)
 
     # -- the loop ---------------------------------------------------------------------
 
-    async def _open(self, environ: WSGIEnvironment) -> Message:
+    async def _open(self, environ: WSGIEnvironment) -> tuple[Message, Message | None]:
         # A task of the thread's call, in a copy of its context: the connection's
-        # context is a copy of that.
+        # context is a copy of that. The start and the first piece of the body come
+        # back in one trip (the connection makes the first chunk before the start).
         connection = HandedOnConnection(self, environ)
         self._tg.start_soon(self._run, connection)
         start = await self.next_message()
         if start is None:  # pragma: no cover - a connection always starts or raises
             raise RuntimeError("The request ended without a response.")
-        return start
+        return start, await self.next_message()
 
     async def _run(self, connection: HandedOnConnection) -> None:
         try:
@@ -224,7 +233,7 @@ class HandOff:
             self._failure = e
         finally:
             self._to_thread.close()
-            self._done.set()
+            self.done.set()
 
     async def send_to_thread(self, message: Message) -> None:
         """The connection's ``send``: the thread takes the message on."""
@@ -255,7 +264,7 @@ class HandOff:
         """The body was closed: end the connection (a generator not run to its end is
         closed) and wait until it tore down."""
         self._from_loop.close()
-        await self._done.wait()
+        await self.done.wait()
 
 
 class _ClientGone(Exception):
@@ -266,32 +275,37 @@ class _HandedOnBody:
     """The body the innermost ``wsgi_app`` returns: chunks from the loop, and a
     ``close()`` that returns once the request tore down."""
 
-    def __init__(self, handoff: HandOff) -> None:
+    def __init__(self, handoff: HandOff, first: Message | None) -> None:
         self._handoff = handoff
-        self._ended = False
+        self._first = first
+        #: Whether the last chunk was taken.
+        self.ended = first is None
         self._closed = False
 
     def __iter__(self) -> _HandedOnBody:
         return self
 
     def __next__(self) -> bytes:
-        while not self._ended:
-            message = bridge.run_on_loop(self._handoff.next_message)
+        while not self.ended:
+            message, self._first = self._first, None
+            if message is None:
+                message = bridge.run_on_loop(self._handoff.next_message)
             if message is None:
                 break
             if message["type"] != "http.response.body":
                 continue
-            self._ended = not message.get("more_body", False)
+            self.ended = not message.get("more_body", False)
             data: bytes = message.get("body", b"")
             if data:
                 return data
-        self._ended = True
+        self.ended = True
         raise StopIteration
 
     def close(self) -> None:
         if not self._closed:
             self._closed = True
-            bridge.run_on_loop(self._handoff.close)
+            if not self._handoff.done.is_set():  # a trip saved when it tore down
+                bridge.run_on_loop(self._handoff.close)
 
 
 class HandedOnConnection(HTTPConnection):
