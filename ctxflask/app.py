@@ -20,6 +20,7 @@ import functools
 import os
 import sys
 import typing as t
+import weakref
 
 from . import bridge
 from . import pipeline
@@ -376,7 +377,7 @@ class _EarlyStart:
         self.app = app
         self.start_response = start_response
         self._write: t.Any = None
-        _receive_request_finished()
+        _receive_request_finished(app)
 
     def __call__(
         self, status: str, headers: list[tuple[str, str]], exc_info: t.Any = None
@@ -404,7 +405,19 @@ def _start_early(sender: t.Any, response: Response, **extra: t.Any) -> None:
         early.start(response)
 
 
-@functools.cache
-def _receive_request_finished() -> None:
-    # Connected once some app has WSGI middleware: apps without never pay for it.
-    request_finished.connect(_start_early)
+# The apps whose requests met WSGI middleware. While there is one, _start_early
+# receives request_finished; then no more, so that other apps' requests skip the signal.
+_apps_with_middleware: weakref.WeakSet[Flask] = weakref.WeakSet()
+
+
+def _receive_request_finished(app: Flask) -> None:
+    if app not in _apps_with_middleware:
+        _apps_with_middleware.add(app)
+        weakref.finalize(app, _stop_receiving)
+    if id(_start_early) not in request_finished.receivers:
+        request_finished.connect(_start_early)
+
+
+def _stop_receiving() -> None:
+    if not any(True for _ in _apps_with_middleware):  # only dead apps left
+        request_finished.disconnect(_start_early)

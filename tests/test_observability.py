@@ -635,3 +635,29 @@ def test_servers_load_the_app_object_after_sentry_patched_flask(server, tmp_path
         ("transaction", "count", f"{base}/count"),
         ("transaction", "hello", f"{base}/hello/world"),
     ]
+
+
+def test_the_early_start_receiver_lasts_as_long_as_apps_with_middleware(monkeypatch):
+    import gc
+    import weakref
+
+    import ctxflask.app as facade
+
+    monkeypatch.setattr(facade, "_apps_with_middleware", weakref.WeakSet())
+    receiving = lambda: id(facade._start_early) in ctxflask.request_finished.receivers  # noqa: E731
+
+    app = ctxflask.Flask("short-lived")
+    # The loop watchdog keeps what names the steps of the apps it watched, and so them.
+    app.config["LOOP_BLOCK_WARNING"] = None
+    app.wsgi_app = ProxyFix(app.wsgi_app)
+
+    @app.get("/")
+    def index():
+        return "ok"
+
+    for asgi in (False, True):
+        assert app.test_client(asgi=asgi).get("/").text == "ok"
+        assert receiving()
+    del app, index
+    gc.collect()
+    assert not receiving()
