@@ -416,7 +416,9 @@ class _Observer:
         if owner is None or not self.scan_output[owner]:
             return
         for other in sorted(self.tokens_in(value) - {owner}):
-            key = (f"output of {label}", other)
+            # Named once, at the first step whose output holds it: the steps after it
+            # (an after_request hook returning the response) only pass it on.
+            key = ("output", other)
             state = self.states[owner]
             if key in state.flagged:
                 continue
@@ -709,8 +711,12 @@ def _watch_body(rv: t.Any, slot: _Slot, label: str) -> t.Any:
     """A view's return value with a generator body replaced by one that observes each
     chunk (a generator of the same kind, closing the original when closed)."""
     if inspect.isgenerator(rv):
+        if rv.gi_code is _watch_sync_chunks.__code__:
+            return rv  # watched already: a hook returning the view's response
         return _watch_sync_chunks(rv, slot, label)
     if inspect.isasyncgen(rv):
+        if rv.ag_code is _watch_async_chunks.__code__:
+            return rv
         return _watch_async_chunks(rv, slot, label)
     if (
         isinstance(rv, tuple)

@@ -875,3 +875,27 @@ def test_async_steps_in_worker_threads_are_observed_too(make, spec, step, broken
     assert pairs(report, step, "output") == expected
     assert bool(expected) is broken
     assert report.ok is not broken, report
+
+
+@pytest.mark.parametrize("entry", ENTRIES)
+def test_a_hook_that_passes_the_response_on_is_not_blamed(entry):
+    app, seen = cache_app(True, "sync")
+
+    @app.after_request
+    def passed_on(response):
+        return response
+
+    report = check(entry, app, [PROFILE] * 200)
+    assert pairs(report, "view 'profile'", "output") == truth(report, seen)
+    assert {f.step for f in report.findings} == {"view 'profile'"}
+
+    # A streamed body goes through the hook once: its chunks are watched once.
+    app, seen = feed_app(False, "async")
+
+    @app.after_request
+    async def stream_passed_on(response):
+        return response
+
+    report = check(entry, app, [FEED] * 100)
+    assert report.ok, report
+    assert report.steps == 600  # view, after_request, four resumptions of the body
