@@ -45,6 +45,7 @@ if t.TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
 
     from .core.ctx import RequestContext
+    from .core.wrappers import Request
     from .core.wrappers import Response
     from .testing import FlaskClient
     from .testing import FlaskCliRunner
@@ -242,7 +243,7 @@ class Flask(App, metaclass=_FlaskType):
         # Middleware is there: as in Flask, start the response inside the request's
         # contexts, before its teardown, for middleware whose start_response reads the
         # request (OpenTelemetry's Flask instrumentation).
-        early = _EarlyStart(self, start_response)
+        early = _EarlyStart(self, environ, start_response)
         token = _early_start.set(early)
         try:
             if handoff is not None:
@@ -371,10 +372,15 @@ class _EarlyStart:
     finishes (``request_finished``), inside its contexts, as Flask calls it; the entry
     point's own call after that does nothing more."""
 
-    __slots__ = ("_write", "app", "start_response")
+    __slots__ = ("_write", "app", "environ", "start_response")
 
-    def __init__(self, app: Flask, start_response: StartResponse) -> None:
+    def __init__(
+        self, app: Flask, environ: WSGIEnvironment, start_response: StartResponse
+    ) -> None:
         self.app = app
+        #: The environ the request is made from (a request the app makes meanwhile, from
+        #: one of its own, is not this one).
+        self.environ = environ
         self.start_response = start_response
         self._write: t.Any = None
         _receive_request_finished(app)
@@ -386,8 +392,7 @@ class _EarlyStart:
             self._write = self.start_response(status, headers, exc_info)
         return self._write
 
-    def start(self, response: Response) -> None:
-        request = _cv_request.get().request
+    def start(self, response: Response, request: Request) -> None:
         self(response.status, response_headers(response, request))
 
 
@@ -402,7 +407,9 @@ _early_start: contextvars.ContextVar[_EarlyStart | None] = contextvars.ContextVa
 def _start_early(sender: t.Any, response: Response, **extra: t.Any) -> None:
     early = _early_start.get()
     if early is not None and early.app is sender and early._write is None:
-        early.start(response)
+        request = _cv_request.get().request
+        if request.environ is early.environ:
+            early.start(response, request)
 
 
 # The apps whose requests met WSGI middleware. While there is one, _start_early

@@ -126,6 +126,33 @@ def test_middleware_starts_the_response_inside_the_request_before_teardown(
     ]
 
 
+def test_a_request_the_view_makes_starts_its_own_response_only(app, client, kind):
+    log: list[tuple[str, ...]] = []
+    app.wsgi_app = recording_middleware(app.wsgi_app, log)
+
+    @app.get("/inner")
+    def inner():
+        return "inner"
+
+    @app.get("/outer")
+    @variant(kind)
+    def outer():
+        # Requests of the same app, made by the view: through its WSGI entry point, and
+        # dispatched in a request context of their own, past the middleware.
+        through = app.test_client().get("/inner").text
+        with app.test_request_context("/inner"):
+            past = app.full_dispatch_request().get_data(as_text=True)
+        return f"{through} {past} outer", 201
+
+    assert client.get("/outer").text == "inner inner outer"
+    assert log == [
+        ("start", "200 OK", "inner"),
+        ("close",),
+        ("start", "201 CREATED", "outer"),
+        ("close",),
+    ]
+
+
 def test_an_error_propagates_out_through_the_middleware(app, client):
     seen: list[str] = []
 
