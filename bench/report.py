@@ -631,6 +631,14 @@ def write_page(
         if not chosen:
             continue
         lines += [f"## {title}", "", rows_table(chosen), ""]
+        if section == "server":
+            lines += [
+                "Each ratio is the median of the rounds' ratios (a round's ctxflask"
+                " figure over the peer's in the same round, run back to back), which"
+                " cancels the machine's drift between rounds; the figures beside it"
+                " are each server's median.",
+                "",
+            ]
         if section == "imports":
             imports = data["imports"]
             floor = imports["median_ms"].get("python")

@@ -101,7 +101,7 @@ class Config:
     connections: int
 
 
-FULL = Config(rounds=5, duration=2.0, warmup=1.0, threads=1, connections=32)
+FULL = Config(rounds=9, duration=1.0, warmup=1.0, threads=1, connections=32)
 QUICK = Config(rounds=1, duration=1.0, warmup=0.5, threads=1, connections=16)
 
 
@@ -586,7 +586,26 @@ class ScenarioResult:
         return [name for name in self.loads if name != CANDIDATE]
 
     def ratio(self, peer: str) -> float | None:
-        """ctxflask's median requests/s over *peer*'s (higher is better)."""
+        """ctxflask's requests/s over *peer*'s (higher is better): the median of the
+        rounds' ratios, each round's ctxflask figure over the peer's in the same round.
+
+        Rounds of the same index run back to back, so a machine that slows down or
+        speeds up between rounds (other work on it) changes both figures of a round
+        alike, and the ratio cancels it; the medians' ratio does not.
+        """
+        ours = self.loads.get(CANDIDATE)
+        theirs = self.loads.get(peer)
+        if not ours or not theirs:
+            return None
+        pairs = [
+            a.requests_per_s / b.requests_per_s
+            for a, b in zip(ours, theirs, strict=True)
+            if b.requests_per_s > 0
+        ]
+        return statistics.median(pairs) if pairs else None
+
+    def ratio_of_medians(self, peer: str) -> float | None:
+        """ctxflask's median requests/s over *peer*'s."""
         medians = self.medians
         if CANDIDATE not in medians or not medians.get(peer):
             return None
@@ -615,6 +634,7 @@ class ScenarioResult:
             "ratios": {
                 peer: {
                     "ratio": self.ratio(peer),
+                    "ratio_of_medians": self.ratio_of_medians(peer),
                     "target": self.target(peer),
                     "floor": peer == FLOOR,
                 }
