@@ -31,8 +31,6 @@ DRAIN_SECONDS = 5.0
 #: while the server closes the request (some wait for room in their message queue).
 DRAIN_GRACE = 1.0
 
-_END: Message = {"type": "http.response.body", "body": b""}
-
 
 class HTTPConnection(Connection):
     """One ``http`` scope: run the pipeline, send the response, tear down once."""
@@ -267,13 +265,13 @@ class HTTPConnection(Connection):
         with anyio.move_on_after(DRAIN_SECONDS):
             await body.drain(DRAIN_BYTES)
         if body.complete:
-            await self.send(_END)
+            await self.send({"type": "http.response.body", "body": b""})
             return
         failure: Exception | None = None
         async with anyio.create_task_group() as tg:
             tg.start_soon(body.drain, None)
             try:
-                await self.send(_END)
+                await self.send({"type": "http.response.body", "body": b""})
             except Exception as e:  # raised outside the group, not wrapped
                 failure = e
             tg.cancel_scope.deadline = anyio.current_time() + DRAIN_GRACE
