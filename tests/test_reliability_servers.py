@@ -1,6 +1,7 @@
 """Broken inputs against real servers (DESIGN.md section 6), on 127.0.0.1 and a free port:
 ``tests/serverapp/reliability.py`` served as tests/test_servers.py serves its app.
 
+- JSON nested too deeply: 400, and 500 levels still parse;
 - a body shorter than its Content-Length, then a half-close: 400, the view never ends
   (gunicorn sync and gthread mark such an input terminated; the ASGI servers too);
 - a streamed body failing before its first chunk: the app's 500 under every server,
@@ -22,7 +23,9 @@ import httpx
 import pytest
 
 from tests.serverapp import reliability as reliabilityapp
+from tests.test_reliability import ARRAY_BOMB
 from tests.test_reliability import DECLARED
+from tests.test_reliability import OBJECT_BOMB
 from tests.test_reliability import SHORT_BODIES
 from tests.test_servers import HOST
 from tests.test_servers import Server
@@ -80,6 +83,28 @@ def assert_torn_down_once_each(server: Server) -> None:
             break
         time.sleep(0.05)
     assert teardowns == expected, server.log_tail()
+
+
+# -- JSON nested too deeply ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bomb", [ARRAY_BOMB, OBJECT_BOMB], ids=["array", "object"])
+@pytest.mark.parametrize("kind", ["sync", "async"])
+@pytest.mark.parametrize("name", WSGI_SERVERS + ASGI_SERVERS)
+def test_json_nested_too_deeply_is_400(servers, name, kind, bomb):
+    server = servers(name)
+    with httpx.Client(base_url=server.base_url, timeout=TIMEOUT) as client:
+        bad = client.post(
+            f"/json/{kind}", content=bomb, headers={"content-type": "application/json"}
+        )
+        deep = client.post(
+            f"/json/{kind}",
+            content="[" * 500 + "]" * 500,
+            headers={"content-type": "application/json"},
+        )
+    server.served += 2
+    assert (bad.status_code, deep.status_code, deep.text) == (400, 200, "list")
+    assert "RecursionError" not in server.log()
 
 
 # -- a body shorter than its Content-Length --------------------------------------------

@@ -92,6 +92,17 @@ async def body_async(accessor: str) -> str:
     return _done(f"async {accessor}", read_body(accessor))
 
 
+@app.post("/json/sync")
+def json_sync() -> str:
+    return str(type(request.get_json()).__name__)
+
+
+@app.post("/json/async")
+async def json_async() -> str:
+    await anyio.lowlevel.checkpoint()
+    return str(type(request.json).__name__)
+
+
 @app.post("/ignore/sync")
 def ignore_sync() -> str:
     return "ignored"
