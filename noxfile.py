@@ -1,4 +1,5 @@
-"""Developer sessions: ``nox -s tests``, ``lint``, ``typing``, ``extensions``, ``bench``."""
+"""Developer sessions: ``nox -s tests``, ``lint``, ``typing``, ``extensions``, ``bench``,
+``faults``."""
 
 from __future__ import annotations
 
@@ -52,3 +53,12 @@ def bench(session: nox.Session) -> None:
     others = ("asgi", "server", "imports", "memory", "report")
     module = args.pop(0) if args[:1] and args[0] in others else "inprocess"
     session.run("python", "-m", f"bench.{module}", *args)
+
+
+@nox.session(python="3.11")
+def faults(session: nox.Session) -> None:
+    """Bad inputs and faults against every real server (tests/test_faults.py, marker
+    ``faults``): body limits, short bodies, cookies, traversal, hostile headers,
+    errors in each step, disconnects, load and memory. Also part of ``tests``."""
+    session.install("-e", ".[test]")
+    session.run("pytest", "-m", "faults", *session.posargs)
