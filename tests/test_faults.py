@@ -1113,6 +1113,61 @@ def test_every_request_that_began_was_torn_down_once(server: Server):
     assert server.process.poll() is None, server.log_tail()
 
 
+# -- a startup that fails ----------------------------------------------------------------
+
+#: How each server meets a failing ``before_serving``: ("exit", its exit code) when it
+#: runs the lifespan (ASGI) and stops; ("500", None) when it serves on (WSGI), ctxflask
+#: running before_serving again before each request, which fails with the server's 500
+#: and never reaches a view. hypercorn logs the failure and exits with 0.
+STARTUP_FAILED: dict[str, tuple[str, int | None]] = {
+    "uvicorn": ("exit", 3),
+    "hypercorn": ("exit", 0),
+    "hypercorn-trio": ("exit", 0),
+    "gunicorn-asgi": ("exit", 3),
+    "gunicorn-gthread": ("500", None),
+    "gunicorn-sync": ("500", None),
+    "granian-asgi": ("exit", 1),
+    "granian-wsgi": ("500", None),
+}
+
+
+@pytest.mark.parametrize("name", list(SERVERS))
+def test_failed_startup_as_each_server_decides(
+    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """A before_serving that raises: the server exits with its own code
+    (``STARTUP_FAILED``), or answers every request with a 500 and no view runs; the
+    app's message is in the server's log either way."""
+    monkeypatch.setenv(faultsapp.FAIL_STARTUP_ENV, "1")
+    srv = Server(name, faults_command(name), tmp_path)
+    outcome, code = STARTUP_FAILED[name]
+    try:
+        deadline = time.monotonic() + 15
+        replies = []
+        while srv.process.poll() is None and time.monotonic() < deadline:
+            try:
+                socket.create_connection((HOST, srv.port), timeout=1).close()
+            except OSError:
+                time.sleep(0.05)
+                continue
+            if outcome == "exit":
+                time.sleep(0.05)  # listening before the lifespan ended: wait for exit
+                continue
+            replies = [
+                exchange(srv, request_bytes("GET", f"/hello?id={i}")) for i in "ab"
+            ]
+            break
+        if outcome == "exit":
+            assert srv.process.wait(10) == code, srv.log_tail()
+        else:
+            assert [r.status for r in replies] == [500, 500], srv.log_tail()
+            assert srv.process.poll() is None
+            assert not records(srv, "begin")
+    finally:
+        srv.terminate()
+    assert faultsapp.STARTUP_FAILURE in srv.log()
+
+
 # -- two worker processes --------------------------------------------------------------
 
 TWO_WORKERS = ["uvicorn", "gunicorn-asgi", "gunicorn-sync"]

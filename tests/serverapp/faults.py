@@ -78,6 +78,20 @@ def rid() -> str | None:
     return request.args.get("id")
 
 
+# -- lifespan ------------------------------------------------------------------------
+
+#: Set (to any value) to make the app's startup fail.
+FAIL_STARTUP_ENV = "CTXFLASK_FAULTS_FAIL_STARTUP"
+STARTUP_FAILURE = "the fault app refuses to start"
+
+
+@app.before_serving
+async def before_serving() -> None:
+    await anyio.lowlevel.checkpoint()
+    if os.environ.get(FAIL_STARTUP_ENV):
+        raise RuntimeError(STARTUP_FAILURE)
+
+
 # -- hooks -------------------------------------------------------------------------
 
 
