@@ -391,9 +391,13 @@ class _Observer:
         if owner is None:
             return None  # not a request of this run
         state = self.states[owner]
-        state.steps += 1
         if kind in ("teardown_request", "teardown_appcontext"):
             self._count_teardown(owner, state, label, kind)
+        if state.current:
+            # Called inside another step: the teardown of a context that the step
+            # pushed and popped (``with app.app_context():``), not a step of its own.
+            return None
+        state.steps += 1
         snapshot = self.look(owner, state, label, kind, "began with")
         before = state.last_exit
         if before is not None:

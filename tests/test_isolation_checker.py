@@ -899,3 +899,31 @@ def test_a_hook_that_passes_the_response_on_is_not_blamed(entry):
     report = check(entry, app, [FEED] * 100)
     assert report.ok, report
     assert report.steps == 600  # view, after_request, four resumptions of the body
+
+
+@pytest.mark.parametrize("entry", ENTRIES)
+def test_contexts_a_view_pushes_and_pops_are_not_the_requests_steps(entry):
+    app = Flask(__name__)
+    calls: list[str] = []
+
+    @app.get("/")
+    def index():
+        # Their teardown callbacks run inside the view, for contexts of their own.
+        with app.app_context():
+            g.inner = "inner"
+        with app.test_request_context("/elsewhere"):
+            pass
+        return "ok"
+
+    @app.teardown_request
+    def request_done(exc):
+        calls.append("request")
+
+    @app.teardown_appcontext
+    def app_done(exc):
+        calls.append("app")
+
+    report = check(entry, app, [RequestSpec("GET", "/", status=200)] * 30)
+    assert report.ok, report
+    assert report.steps == 90  # the view and the request's own two teardowns
+    assert len(calls) == 30 * 4  # the request's own two, and one for each inner context
