@@ -805,17 +805,9 @@ def test_a_step_whose_context_variable_changes_are_lost_is_reported(monkeypatch)
     )
 
 
-@pytest.mark.parametrize("entry", ENTRIES)
-def test_the_checker_runs_nothing_of_the_app_beyond_its_requests(entry):
-    # Session cookies are signed with no context pushed: the app's teardown callbacks
-    # run once per request sent, and for nothing else.
-    app = Flask(__name__)
-    app.secret_key = "isolation"
+def counted_teardowns(app: Flask) -> list[str]:
+    """Teardown callbacks on ``app`` that note each of their runs."""
     calls: list[str] = []
-
-    @app.get("/")
-    def index():
-        return "ok"
 
     @app.teardown_request
     def request_done(exc):
@@ -824,6 +816,22 @@ def test_the_checker_runs_nothing_of_the_app_beyond_its_requests(entry):
     @app.teardown_appcontext
     def app_done(exc):
         calls.append("app")
+
+    return calls
+
+
+@pytest.mark.parametrize("entry", ENTRIES)
+def test_the_checker_runs_nothing_of_the_app_beyond_its_requests(entry):
+    # Session cookies are signed with no context pushed: the app's teardown callbacks
+    # run once per request sent, and for nothing else.
+    app = Flask(__name__)
+    app.secret_key = "isolation"
+
+    @app.get("/")
+    def index():
+        return "ok"
+
+    calls = counted_teardowns(app)
 
     specs = [RequestSpec("GET", "/", session={"me": "{token}"}, status=200)] * 30
     report = check(entry, app, specs)
@@ -904,7 +912,6 @@ def test_a_hook_that_passes_the_response_on_is_not_blamed(entry):
 @pytest.mark.parametrize("entry", ENTRIES)
 def test_contexts_a_view_pushes_and_pops_are_not_the_requests_steps(entry):
     app = Flask(__name__)
-    calls: list[str] = []
 
     @app.get("/")
     def index():
@@ -915,13 +922,7 @@ def test_contexts_a_view_pushes_and_pops_are_not_the_requests_steps(entry):
             pass
         return "ok"
 
-    @app.teardown_request
-    def request_done(exc):
-        calls.append("request")
-
-    @app.teardown_appcontext
-    def app_done(exc):
-        calls.append("app")
+    calls = counted_teardowns(app)
 
     report = check(entry, app, [RequestSpec("GET", "/", status=200)] * 30)
     assert report.ok, report
