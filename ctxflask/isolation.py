@@ -216,7 +216,12 @@ class IsolationReport:
             )
         if self.ok:
             return f"{head}: ok"
-        lines = [f"{head}: {len(self.findings)} problem(s)"]
+        kinds = Counter(f.kind for f in self.findings)
+        lines = [
+            f"{head}: {len(self.findings)} problem(s) ("
+            + ", ".join(f"{n} {kind}" for kind, n in kinds.most_common())
+            + ")"
+        ]
         by_request: dict[int | None, list[Finding]] = {}
         for finding in self.findings:
             by_request.setdefault(finding.request, []).append(finding)
