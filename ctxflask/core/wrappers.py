@@ -291,11 +291,16 @@ class Request(_WerkzeugRequest):
         if environ.get("wsgi.input_terminated") and not self.shallow:
             body = environ["wsgi.input"]
             limit = self.max_content_length
-            length = self.content_length
+            # An ASGI body knows its declared length, and its own end.
+            length = (
+                body.content_length
+                if isinstance(body, AsyncBody)
+                else self.content_length
+            )
             if length is None:
                 if limit is not None:
                     return t.cast(t.IO[bytes], _BoundedBody(body, limit))
-            elif not isinstance(body, AsyncBody):  # an ASGI body knows its own end
+            elif not isinstance(body, AsyncBody):
                 if limit is not None and length > limit:
                     raise RequestEntityTooLarge()
                 return t.cast(t.IO[bytes], LimitedStream(body, length))
