@@ -30,6 +30,7 @@ from werkzeug.test import EnvironBuilder
 from bench.apps import make_app
 from bench.apps import Scenario
 from bench.apps import SCENARIOS
+from bench.asgi import source_revision
 from bench.timing import Contender
 from bench.timing import environment
 from bench.timing import format_table
@@ -278,6 +279,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         s for s in SCENARIOS if args.scenario is None or s.name in args.scenario
     ]
 
+    revision = source_revision()  # before the run: the tree may change meanwhile
     apps: dict[str, WSGIApp] = {BASELINE: make_app(flask)}
     candidate_app, status = load_candidate(args.candidate)
     candidate: str | None = None
@@ -314,6 +316,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "versions": versions,
             "candidate": candidate,
             "candidate_status": status,
+            "ctxflask_source": revision,
             "config": asdict(config),
             "results": [result.as_dict() for result in results],
         }

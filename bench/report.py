@@ -137,8 +137,8 @@ class Row:
 
     def ratio_text(self) -> str:
         if self.floor:
-            return f"{self.ratio:.2f} of floor"
-        return f"{self.ratio:.2f}x"
+            return f"{self.ratio:.3f} of floor"
+        return f"{self.ratio:.3f}x"
 
     def target_text(self) -> str:
         if self.target is None:
@@ -556,6 +556,7 @@ def write_page(
     out: Path,
     quick: bool,
     note: str | None,
+    started: str,
 ) -> None:
     """Write ``results.md`` and ``results.png`` into *out*."""
     rows = [
@@ -564,13 +565,19 @@ def write_page(
         if name in data
         for row in maker(data[name])
     ]
-    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    revisions = sorted(
-        {d["ctxflask_source"] for d in data.values() if d.get("ctxflask_source")}
-    ) or [source_revision()]
+    sources = {
+        n: d["ctxflask_source"] for n, d in data.items() if d.get("ctxflask_source")
+    }
+    revisions = sorted(set(sources.values())) or [source_revision()]
+    if len(revisions) == 1:
+        measured = f"git revision `{revisions[0]}`"
+    else:  # commits landed while the benchmarks ran: say which one measured what
+        measured = "git revisions " + ", ".join(
+            f"`{revision}` ({name})" for name, revision in sources.items()
+        )
     chart = out / "results.png"
     if rows:
-        draw_chart(rows, chart, f"{now}, ctxflask {', '.join(revisions)}")
+        draw_chart(rows, chart, f"{started}, ctxflask {', '.join(revisions)}")
 
     lines = [
         "# Benchmark results",
@@ -579,7 +586,7 @@ def write_page(
         " benchmark measures and how). Every ratio is ctxflask's figure over the peer's,"
         " both from the same run, in rounds interleaved between them.",
         "",
-        f"- Run: {now}, ctxflask at git revision {', '.join(f'`{r}`' for r in revisions)}"
+        f"- Run: started {started}, ctxflask at {measured}"
         + (
             " (`+changes`: with edits not yet committed in `ctxflask/`)"
             if any("+" in r for r in revisions)
@@ -711,15 +718,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         folder = Path(args.source or args.json_dir or scratch)
         folder.mkdir(parents=True, exist_ok=True)
         quick = args.quick
+        started = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
         if args.source is None:
             for name in names:
                 runs[name] = run_component(name, folder / f"{name}.json", args.quick)
             (folder / "runs.json").write_text(
-                json.dumps({"quick": args.quick, "runs": runs}, indent=2) + "\n"
+                json.dumps(
+                    {"quick": args.quick, "started": started, "runs": runs}, indent=2
+                )
+                + "\n"
             )
         elif (folder / "runs.json").exists():
             saved = json.loads((folder / "runs.json").read_text())
             runs, quick = saved["runs"], saved["quick"]
+            started = saved.get("started", started)
         data = {
             name: json.loads((folder / f"{name}.json").read_text())
             for name in names
@@ -728,7 +740,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not data:
             print("no figures to report", file=sys.stderr)
             return 2
-        write_page(data, runs, out, quick, args.note)
+        write_page(data, runs, out, quick, args.note, started)
     print(f"\nwrote {out / 'results.md'} and {out / 'results.png'}")
     failed = [n for n, r in runs.items() if r["status"] != "ok"]
     return 1 if failed else 0
