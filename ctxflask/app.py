@@ -422,7 +422,7 @@ def _receive_request_finished(app: Flask) -> None:
         _apps_with_middleware.add(app)
         weakref.finalize(app, _stop_receiving)
     if id(_start_early) not in request_finished.receivers:
-        request_finished.connect(_start_early)
+        request_finished.connect(_start_early, weak=False)
 
 
 def _stop_receiving() -> None:
