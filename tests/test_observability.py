@@ -418,6 +418,13 @@ def test_a_call_assigned_to_the_class_keeps_the_app_an_asgi_app():
         for path in ("/wsgi", "/object", "/asgi")
         for which in ("second", "first")
     ]
+    # Put back, Flask's own __call__ leaves no middleware behind.
+    assert app._wsgi_middleware() is app
+    PatchedFlask.__call__ = original
+    assert app._wsgi_middleware() is None
+    seen.clear()
+    assert app.test_client(asgi=True).get("/back").text == "back"
+    assert seen == []
 
 
 def test_without_middleware_asgi_requests_take_the_usual_path(app, monkeypatch):
