@@ -255,6 +255,19 @@ def test_streamed_and_posted_bodies_pass_the_middleware(app, client, kind):
     assert log == [("teardown",), ("close",)] * 2
 
 
+def test_body_limits_hold_through_the_middleware(app, client, kind):
+    app.config["MAX_CONTENT_LENGTH"] = 1000
+    app.wsgi_app = ProxyFix(app.wsgi_app)
+
+    @app.post("/size")
+    @variant(kind)
+    def size():
+        return str(len(request.get_data()))
+
+    assert client.post("/size", data=b"a" * 1000).text == "1000"
+    assert client.post("/size", data=b"a" * 1001).status_code == 413
+
+
 def test_concurrent_asgi_requests_through_middleware_stay_apart(app, kind):
     tag: contextvars.ContextVar[str] = contextvars.ContextVar("tag")
     inner = app.wsgi_app
