@@ -105,10 +105,13 @@ class Row:
     lower_is_better: bool
     target: float | None = None
     floor: bool = False
+    reported: float | None = None  # the benchmark's own ratio, when not the medians'
 
     @property
     def ratio(self) -> float:
         """ctxflask's figure over the peer's, as the benchmark reports it."""
+        if self.reported is not None:
+            return self.reported
         return self.ours / self.theirs
 
     @property
@@ -230,6 +233,7 @@ def server_rows(data: dict[str, Any]) -> list[Row]:
                     False,
                     figures.get("target"),
                     figures.get("floor", False),
+                    figures.get("ratio"),
                 )
             )
     return rows
