@@ -575,7 +575,7 @@ def test_observed_callables_keep_their_nature_and_the_app_gets_its_own_back(entr
 
 
 def test_the_app_gets_its_own_callables_back_when_the_run_fails(monkeypatch):
-    import ctxflask.isolation.observer
+    import ctxflask.isolation.run
 
     app, _ = marked_app()
     before = observed_callables(app)
@@ -586,7 +586,7 @@ def test_the_app_gets_its_own_callables_back_when_the_run_fails(monkeypatch):
     def broken_send(*args):
         raise Interrupted
 
-    monkeypatch.setattr(ctxflask.isolation.observer, "_send_http", broken_send)
+    monkeypatch.setattr(ctxflask.isolation.run, "send_http", broken_send)
     with pytest.raises(BaseExceptionGroup) as caught:
         check("asyncio", app, [RequestSpec("GET", "/sync")])
     assert caught.group_contains(Interrupted)

@@ -42,13 +42,13 @@ Put ``{token}`` only in data that belongs to one request: a token in data that o
 requests may rightly read (a note that every request lists) makes those reads report it.
 """
 
-from .observer import check_isolation as check_isolation
-from .observer import check_isolation_wsgi as check_isolation_wsgi
-from .observer import Finding as Finding
-from .observer import IsolationReport as IsolationReport
-from .observer import RequestSpec as RequestSpec
-from .observer import SentRequest as SentRequest
-from .observer import TOKEN_HEADER as TOKEN_HEADER
+from .report import Finding as Finding
+from .report import IsolationReport as IsolationReport
+from .report import RequestSpec as RequestSpec
+from .report import SentRequest as SentRequest
+from .report import TOKEN_HEADER as TOKEN_HEADER
+from .run import check_isolation as check_isolation
+from .run import check_isolation_wsgi as check_isolation_wsgi
 
 __all__ = [
     "TOKEN_HEADER",
