@@ -19,6 +19,7 @@ from .core.ctx import copy_current_app_context as copy_current_app_context
 from .core.ctx import copy_current_request_context as copy_current_request_context
 from .core.ctx import has_app_context as has_app_context
 from .core.ctx import has_request_context as has_request_context
+from .core.errors import HTTPDisconnect as HTTPDisconnect
 from .core.errors import WebSocketDisconnect as WebSocketDisconnect
 from .core.globals import current_app as current_app
 from .core.globals import g as g
@@ -26,6 +27,7 @@ from .core.globals import request as request
 from .core.globals import session as session
 from .core.globals import websocket as websocket
 from .core.helpers import abort as abort
+from .core.helpers import cancel_on_disconnect as cancel_on_disconnect
 from .core.helpers import flash as flash
 from .core.helpers import get_flashed_messages as get_flashed_messages
 from .core.helpers import get_template_attribute as get_template_attribute
@@ -67,6 +69,7 @@ __all__ = [
     "Blueprint",
     "Config",
     "Flask",
+    "HTTPDisconnect",
     "Request",
     "Response",
     "WebSocketDisconnect",
@@ -77,6 +80,7 @@ __all__ = [
     "appcontext_pushed",
     "appcontext_tearing_down",
     "before_render_template",
+    "cancel_on_disconnect",
     "copy_current_app_context",
     "copy_current_request_context",
     "current_app",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .core.helpers import abort as abort
+from .core.helpers import cancel_on_disconnect as cancel_on_disconnect
 from .core.helpers import flash as flash
 from .core.helpers import get_debug_flag as get_debug_flag
 from .core.helpers import get_flashed_messages as get_flashed_messages

@@ -12,6 +12,7 @@ from __future__ import annotations
 import collections.abc as cabc
 import contextvars
 import functools
+import socket
 import typing as t
 import weakref
 
@@ -51,6 +52,10 @@ class WSGIApp:
             self._serving.run(self._start_serving)
         ctx = contextvars.copy_context()
         req_ctx = ctx.run(app.request_context, environ)
+        if _PEEK:
+            client = environ.get("gunicorn.socket") or environ.get("werkzeug.socket")
+            if client is not None:
+                req_ctx.request._disconnect = _PeerProbe(client)
         response, error, finished = bridge.run_steps(
             pipeline.handle_request(app, req_ctx), ctx
         )
@@ -102,6 +107,41 @@ class WSGIApp:
 
     def __repr__(self) -> str:
         return f"<WSGIApp of {self.app.name!r}>"
+
+
+#: A read that peeks without waiting (none where the platform has no MSG_DONTWAIT).
+_PEEK = (
+    socket.MSG_PEEK | getattr(socket, "MSG_DONTWAIT", 0)
+    if hasattr(socket, "MSG_DONTWAIT")
+    else 0
+)
+
+
+class _PeerProbe:
+    """Whether the client left, told from its socket, which the server exposes in the
+    environ (gunicorn, werkzeug's development server): the peer closed it and nothing
+    it sent is waiting (a pipelined request waiting means it is still there). A client
+    that only half-closed, done sending, counts as gone."""
+
+    __slots__ = ("client",)
+
+    def __init__(self, client: socket.socket) -> None:
+        self.client = client
+
+    def is_disconnected(self) -> bool:
+        try:
+            return self.client.recv(1, _PEEK) == b""
+        except BlockingIOError:
+            return False  # open, nothing waiting
+        except ConnectionError:
+            return True  # reset by the peer
+        except (OSError, ValueError):
+            return False  # TLS (no peeking), or closed on the server's side
+
+    def on_disconnect(
+        self, callback: t.Callable[[], object]
+    ) -> t.Callable[[], None] | None:
+        return None  # nothing watches a WSGI socket: a step can only ask
 
 
 def _stop_serving(app_ref: weakref.ref[App]) -> None:

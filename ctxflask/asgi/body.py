@@ -198,6 +198,7 @@ class NoBody:
 
     complete = True
     content_length = 0
+    disconnected = False
 
     def read(self, size: int = -1) -> bytes:
         return b""

@@ -9,6 +9,7 @@ import anyio
 
 from .. import bridge
 from .. import pipeline
+from ..core.errors import HTTPDisconnect
 from ..core.wrappers import response_headers
 from ..core.wrappers import sends_body
 from .body import NO_BODY
@@ -33,18 +34,41 @@ DRAIN_GRACE = 1.0
 
 
 class HTTPConnection(Connection):
-    """One ``http`` scope: run the pipeline, send the response, tear down once."""
+    """One ``http`` scope: run the pipeline, send the response, tear down once.
+
+    It is also what tells the request whether its client left (its
+    :class:`~ctxflask.core.wrappers.DisconnectProbe`): once the body is all received, a
+    watch on ``receive`` started at the first question, or by a streamed response, runs
+    until the request ends."""
+
+    #: Whether the server sent ``http.disconnect`` (or ``receive`` failed).
+    client_gone = False
+    #: The watch on ``receive``, once started.
+    _watch: bridge.Detached | None = None
+    #: What to call when the client leaves.
+    _on_gone: list[t.Callable[[], object]] | None = None
 
     async def run(self) -> None:
         app, ctx, req_ctx = self.app, self.ctx, self.req_ctx
+        self.request._disconnect = self
         try:
-            response, error, finished = await bridge.run_steps_async(
-                pipeline.handle_request(app, req_ctx),
-                ctx,
-                self.workers,
-                None if self.body is NO_BODY else self._receive_body_for_async,
-                self.asgi.async_in_thread,
-            )
+            try:
+                response, error, finished = await bridge.run_steps_async(
+                    pipeline.handle_request(app, req_ctx),
+                    ctx,
+                    self.workers,
+                    None if self.body is NO_BODY else self._receive_body_for_async,
+                    self.asgi.async_in_thread,
+                )
+            except HTTPDisconnect:
+                # The view was cancelled (cancel_on_disconnect), teardown ran: nobody
+                # is left to answer.
+                app.logger.debug(
+                    "%s %s: the client went away; the view was cancelled.",
+                    self.scope["method"],
+                    self.scope["path"],
+                )
+                return
             set_route(self.scope, self.request)
             if finished:
                 await self._send_complete(response)
@@ -55,8 +79,83 @@ class HTTPConnection(Connection):
             if req_ctx._background_tasks:
                 await self._run_background_tasks()
         finally:
+            if self._watch is not None:
+                await self._stop_watch()
             if self.workers.session is not None:  # its aclose() shields itself
                 await self.workers.aclose()
+
+    # -- the client leaving (the request's DisconnectProbe) ---------------------------
+
+    def is_disconnected(self) -> bool:
+        """Whether the client left; see ``Request.is_disconnected``."""
+        if self.client_gone or self.body.disconnected:
+            return True
+        if self._watch is None and self.body.complete:
+            self._start_watch()
+        return self.client_gone
+
+    def on_disconnect(
+        self, callback: t.Callable[[], object]
+    ) -> t.Callable[[], None] | None:
+        """Have ``callback()`` called, on the server's loop, once the client leaves (at
+        once if it left); returns what removes it. ``None`` while the body is still
+        coming in: ``receive`` is the body's then."""
+        if self.client_gone or self.body.disconnected:
+            callback()
+            return _nothing
+        if not self.body.complete:
+            return None
+        callbacks = self._on_gone
+        if callbacks is None:
+            callbacks = self._on_gone = []
+        callbacks.append(callback)
+        if self._watch is None:
+            self._start_watch()
+
+        def remove() -> None:
+            try:
+                callbacks.remove(callback)
+            except ValueError:
+                pass  # called already
+
+        return remove
+
+    def _start_watch(self) -> None:
+        """Start the watch on ``receive``, on the server's loop: from a worker thread,
+        by a trip there that returns once the watch took what was already sent."""
+        if bridge.in_worker_thread():
+            bridge.run_on_loop(self._start_watch_on_loop)
+            return
+        try:
+            self._watch = bridge.detach(
+                self._watch_receive, "ctxflask disconnect watch"
+            )
+        except RuntimeError:
+            pass  # no loop in this thread (a thread of the user's): nothing to tell yet
+
+    async def _start_watch_on_loop(self) -> None:
+        if self._watch is None:
+            self._watch = await bridge.detach_and_settle(
+                self._watch_receive, "ctxflask disconnect watch"
+            )
+
+    async def _watch_receive(self) -> None:
+        try:
+            while (await self.receive())["type"] != "http.disconnect":
+                pass
+        except Exception:
+            pass  # receive failed: the connection is gone as far as the app can tell
+        self.client_gone = True
+        callbacks, self._on_gone = self._on_gone, None
+        for callback in callbacks or ():
+            callback()
+
+    async def _stop_watch(self) -> None:
+        watch = self._watch
+        assert watch is not None
+        watch.cancel()
+        with anyio.CancelScope(shield=True):
+            await watch.wait()
 
     async def _run_background_tasks(self) -> None:
         # After the last byte went out, in this request's task: the server's graceful
@@ -211,14 +310,13 @@ class HTTPConnection(Connection):
     ) -> tuple[Exception | None, Exception | None]:
         """:meth:`_send_chunks`, cancelled if the client leaves meanwhile (told by
         ``receive`` once the request body is all received)."""
-        async with anyio.create_task_group() as tg:
-            if self.body.complete:
-                tg.start_soon(self._cancel_on_disconnect, tg.cancel_scope)
-            # Failures are returned, not raised, inside the group: raised there they
-            # would come out wrapped in an exception group.
-            sent = await self._send_chunks(chunks, start)
-            tg.cancel_scope.cancel()
-            return sent
+        with anyio.CancelScope() as scope:
+            remove = self.on_disconnect(scope.cancel)
+            try:
+                return await self._send_chunks(chunks, start)
+            finally:
+                if remove is not None:
+                    remove()
         return None, None  # cancelled: the client left
 
     async def _send_chunks(
@@ -278,9 +376,6 @@ class HTTPConnection(Connection):
         if failure is not None:
             raise failure
 
-    async def _cancel_on_disconnect(self, scope: anyio.CancelScope) -> None:
-        while True:
-            message = await self.receive()
-            if message["type"] == "http.disconnect":
-                scope.cancel()
-                return
+
+def _nothing() -> None:
+    pass

@@ -13,6 +13,8 @@ bridge decides how each callable runs, from either side:
 - :mod:`.body` -- a streamed response body iterated from either side
   (:func:`iterate_body`);
 - :mod:`.contexts` -- running inside the request's own :class:`contextvars.Context`;
+- :mod:`.tasks` -- a task of its own started from sync code on a loop (:func:`detach`),
+  and callbacks handed to a loop from any thread (:func:`callback_here`);
 - :mod:`.process` -- work done once per process;
 - :mod:`.watchdog` -- a thread that notices when an event loop stalls, and names what
   blocks it (:func:`watch_loop`).
@@ -41,6 +43,11 @@ from .steps import Invoke as Invoke
 from .steps import Ready as Ready
 from .steps import shield_rest as shield_rest
 from .steps import Steps as Steps
+from .tasks import callback_here as callback_here
+from .tasks import cancellable as cancellable
+from .tasks import detach as detach
+from .tasks import detach_and_settle as detach_and_settle
+from .tasks import Detached as Detached
 from .thread_loop import await_on_loop as await_on_loop
 from .thread_loop import call_in as call_in
 from .thread_loop import cancel_leftover_tasks as cancel_leftover_tasks

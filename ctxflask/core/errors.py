@@ -24,6 +24,13 @@ class WebSocketDisconnect(Exception):
         self.reason = reason
 
 
+class HTTPDisconnect(BaseException):
+    """The client of an HTTP request went away, and its view, marked
+    :func:`~ctxflask.cancel_on_disconnect`, was cancelled. It ends the request as a
+    cancellation does (not an ``Exception``: no error handler, no 500, nothing sent);
+    teardown functions receive it."""
+
+
 def find_error_handler(
     app: App, e: BaseException, blueprints: list[str]
 ) -> ErrorHandlerCallable | None:

@@ -18,6 +18,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from .. import bridge
 from .ctx import _fresh_copies
+from .errors import HTTPDisconnect
 from .globals import _cv_app
 from .globals import _cv_request
 from .globals import current_app
@@ -149,6 +150,45 @@ def stream_request_body(view: F) -> F:
     """
     view.__ctxflask_streams_body__ = True  # type: ignore[attr-defined]
     return view
+
+
+def cancel_on_disconnect(view: F) -> F:
+    """Cancel an async view when its client goes away (under ASGI), instead of letting it
+    run to its end: a long poll, a slow computation nobody waits for any more.
+
+    Once the request body is all received (the entry point receives it before async
+    steps, unless the view is marked :func:`stream_request_body`), the view is cancelled
+    at its next ``await`` when the server sends ``http.disconnect``. The request then
+    ends with :class:`~ctxflask.HTTPDisconnect`: no error handler runs, nothing is
+    sent, teardown functions run once and receive it, and the app logs one debug line.
+    In ``ASYNC_STEPS = "thread"`` mode (or with :func:`in_thread`) the view is cancelled
+    on its worker thread's loop. Under WSGI the view runs to its end; so does any sync
+    view, which cannot be interrupted (poll ``request.is_disconnected()`` instead).
+
+    :raises TypeError: ``view`` is sync.
+    """
+    if not bridge.is_async_callable(view):
+        raise TypeError(
+            f"@cancel_on_disconnect marks async views, and {view!r} is sync: a sync view"
+            " cannot be interrupted. Fix: make it `async def`, or poll"
+            " `request.is_disconnected()` in it and return early."
+        )
+
+    @functools.wraps(view)
+    async def cancelling(*args: t.Any, **kwargs: t.Any) -> t.Any:
+        ctx = _cv_request.get(None)
+        probe = None if ctx is None else ctx.request._disconnect
+        if probe is None:
+            return await view(*args, **kwargs)
+        cancelled, rv = await bridge.cancellable(
+            probe.on_disconnect, view, *args, **kwargs
+        )
+        if cancelled:
+            raise HTTPDisconnect("The client went away; the view was cancelled.")
+        return rv
+
+    cancelling.__ctxflask_cancel_on_disconnect__ = True  # type: ignore[attr-defined]
+    return t.cast(F, cancelling)
 
 
 def make_response(*args: t.Any) -> Response:

@@ -67,6 +67,21 @@ class AsyncBody(io.RawIOBase):
         raise NotImplementedError
 
 
+class DisconnectProbe(t.Protocol):
+    """What an entry point tells a request about its client leaving, where it can."""
+
+    def is_disconnected(self) -> bool:
+        """Whether the client is known to have left."""
+        ...
+
+    def on_disconnect(
+        self, callback: t.Callable[[], object]
+    ) -> t.Callable[[], None] | None:
+        """Have ``callback()`` called once the client leaves (at once if it left); the
+        function returned removes it. ``None``: leaving cannot be told now."""
+        ...
+
+
 class Request(_WerkzeugRequest):
     """The request object of ctxflask, available as :data:`ctxflask.request`.
 
@@ -82,6 +97,9 @@ class Request(_WerkzeugRequest):
     view_args: dict[str, t.Any] | None = None
     #: The routing error (404, 405, redirect), raised again at dispatch.
     routing_exception: HTTPException | None = None
+
+    #: What the entry point tells about the client leaving (``None``: nothing).
+    _disconnect: DisconnectProbe | None = None
 
     _max_content_length: int | None = None
     _max_form_memory_size: int | None = None
@@ -248,6 +266,25 @@ class Request(_WerkzeugRequest):
             if self.url_rule is not None:
                 self._blueprints = blueprints
         return blueprints
+
+    def is_disconnected(self) -> bool:
+        """Whether the client has gone away, as far as the server can tell; for a long
+        view, poll or stream to stop early. A plain method: call it from sync and async
+        steps alike.
+
+        Under ASGI it tells whether the server sent ``http.disconnect``, once the request
+        body is all received (before that a client leaving makes reading the body fail
+        with 400). The first call starts a watch on the server's loop that lasts until
+        the request ends; from a sync step it returns once the watch has taken what the
+        server had already sent, while the first call from an async step on the loop
+        answers from what was known before it and the watch runs from its next
+        ``await``. Under WSGI it is told from the client's socket where the server
+        exposes it (gunicorn, werkzeug's development server): the peer closed it and
+        sent nothing more. Elsewhere (granian's WSGI interface, the test clients while a
+        request runs) it is ``False``.
+        """
+        probe = self._disconnect
+        return probe is not None and probe.is_disconnected()
 
     async def iter_body(self) -> AsyncIterator[bytes]:
         """The request body, piece by piece as it arrives, for async views.
