@@ -48,6 +48,7 @@ from .tasks import cancellable as cancellable
 from .tasks import detach as detach
 from .tasks import detach_and_settle as detach_and_settle
 from .tasks import Detached as Detached
+from .tasks import with_ticks as with_ticks
 from .thread_loop import await_on_loop as await_on_loop
 from .thread_loop import call_in as call_in
 from .thread_loop import cancel_leftover_tasks as cancel_leftover_tasks

@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import typing as t
+from collections.abc import AsyncGenerator
+from collections.abc import AsyncIterator
 from collections.abc import Awaitable
 from collections.abc import Callable
 
@@ -47,9 +49,14 @@ class Detached:
             self._done.set()
 
 
-def detach(fn: Callable[[], Awaitable[None]], name: str) -> Detached:
+def detach(
+    fn: Callable[[], Awaitable[None]],
+    name: str,
+    context: contextvars.Context | None = None,
+) -> Detached:
     """From sync code running in a task on this thread's event loop (asyncio or trio):
-    start ``fn()`` as a task of its own, in an empty context, and return its handle.
+    start ``fn()`` as a task of its own, in ``context`` (``None``: an empty one), and
+    return its handle.
 
     Nothing waits for it but its owner, who must cancel it and wait for it when done.
     ``fn`` must handle its own exceptions: under trio it runs as a system task, and one
@@ -66,11 +73,11 @@ def detach(fn: Callable[[], Awaitable[None]], name: str) -> Detached:
         import trio
 
         trio.lowlevel.spawn_system_task(
-            handle._run, fn, name=name, context=contextvars.Context()
+            handle._run, fn, name=name, context=context or contextvars.Context()
         )
     else:
         handle._task = asyncio.get_running_loop().create_task(
-            handle._run(fn), name=name, context=contextvars.Context()
+            handle._run(fn), name=name, context=context or contextvars.Context()
         )
     return handle
 
@@ -141,3 +148,73 @@ async def cancellable(
         finished = True
         unsubscribe()
     return True, None
+
+
+class _Handoff(t.Generic[T]):
+    """One item at a time, from a pulling task to its reader."""
+
+    __slots__ = ("arrived", "ended", "error", "item", "taken")
+
+    def __init__(self) -> None:
+        self.arrived = anyio.Event()  # an item, the end or an error is there
+        self.taken = anyio.Event()  # the reader took the item: pull the next
+        self.item: tuple[T] | None = None
+        self.ended = False
+        self.error: Exception | None = None
+
+
+async def with_ticks(
+    source: AsyncIterator[T], interval: float, tick: T
+) -> AsyncGenerator[T, None]:
+    """The items of ``source``, and ``tick`` each time none came for ``interval``
+    seconds.
+
+    Waiting with a timeout must not cancel ``source`` in the middle of a step, so a task
+    of its own pulls it, one item ahead of the reader, in a copy of the current context
+    (a request's contexts stay active in it). Closing this generator cancels that task
+    (``source`` sees the cancellation where it waits) and closes ``source``.
+    """
+    box: _Handoff[T] = _Handoff()
+
+    async def pull() -> None:
+        try:
+            while True:
+                try:
+                    item = await source.__anext__()
+                except StopAsyncIteration:
+                    return
+                box.item = (item,)
+                box.arrived.set()
+                await box.taken.wait()
+                box.taken = anyio.Event()
+        except Exception as e:  # raised to the reader
+            box.error = e
+        finally:
+            box.ended = True
+            box.arrived.set()
+
+    puller = detach(pull, "ctxflask stream source", contextvars.copy_context())
+    try:
+        while True:
+            with anyio.move_on_after(interval):
+                await box.arrived.wait()
+            if not box.arrived.is_set():
+                yield tick
+                continue
+            if box.item is not None:
+                (item,) = box.item
+                box.item = None
+                box.arrived = anyio.Event()
+                box.taken.set()
+                yield item
+                continue
+            if box.error is not None:
+                raise box.error
+            return
+    finally:
+        with anyio.CancelScope(shield=True):
+            puller.cancel()
+            await puller.wait()
+            aclose = getattr(source, "aclose", None)
+            if aclose is not None:
+                await aclose()
