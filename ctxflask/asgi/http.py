@@ -79,6 +79,9 @@ class HTTPConnection(Connection):
             if req_ctx._background_tasks:
                 await self._run_background_tasks()
         finally:
+            # The request and its connection refer to each other: the cycle is broken
+            # here, or both would wait for the garbage collector.
+            self.request._disconnect = None
             if self._watch is not None:
                 await self._stop_watch()
             if self.workers.session is not None:  # its aclose() shields itself
