@@ -353,3 +353,27 @@ def test_the_test_client_says_false(client, peer_app):
 def test_outside_a_request_there_is_nothing_to_ask(app):
     with app.test_request_context():
         assert request.is_disconnected() is False
+
+
+@pytest.mark.anyio
+async def test_through_wsgi_middleware(app, async_steps, teardowns, caplog):
+    # Under ASGI a request through the app's WSGI middleware is told too, and a
+    # cancelled view ends it with nothing sent and no error.
+    inner = app.wsgi_app
+    app.wsgi_app = lambda environ, start_response: inner(environ, start_response)
+    polling_views(app)
+
+    @app.get("/slow")
+    @ctxflask.cancel_on_disconnect
+    async def slow() -> str:
+        await anyio.sleep(5)
+        return "done"  # pragma: no cover
+
+    started = time.monotonic()
+    await converse(app, "/poll/async", leave_after=0.05)
+    await converse(app, "/poll/sync", leave_after=0.05)
+    assert await converse(app, "/slow", leave_after=0.05) == []
+    assert time.monotonic() - started < 2
+    assert teardowns[:2] == [None, None]
+    assert isinstance(teardowns[2], ctxflask.HTTPDisconnect)
+    assert not [r for r in caplog.records if r.levelname in ("ERROR", "WARNING")]

@@ -47,6 +47,8 @@ class HTTPConnection(Connection):
     _watch: bridge.Detached | None = None
     #: What to call when the client leaves.
     _on_gone: list[t.Callable[[], object]] | None = None
+    #: Whether the view was cancelled as its client left (nothing was sent).
+    cancelled = False
 
     async def run(self) -> None:
         app, ctx, req_ctx = self.app, self.ctx, self.req_ctx
@@ -68,6 +70,7 @@ class HTTPConnection(Connection):
                     self.scope["method"],
                     self.scope["path"],
                 )
+                self.cancelled = True
                 return
             set_route(self.scope, self.request)
             if finished:

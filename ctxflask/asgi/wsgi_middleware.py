@@ -30,6 +30,7 @@ from werkzeug.http import HTTP_STATUS_CODES
 
 from .. import bridge
 from .. import pipeline
+from ..core.errors import HTTPDisconnect
 from .body import ASGIBody
 from .body import NO_BODY
 from .body import NoBody
@@ -89,6 +90,8 @@ async def serve_through(
             )
         except Exception as e:  # raised out of the group, not wrapped in one
             failure = e
+        except HTTPDisconnect:
+            pass  # the view was cancelled, and nobody is left to answer
         finally:
             handoff.end()
     if failure is not None:
@@ -222,6 +225,10 @@ class HandOff:
         connection = HandedOnConnection(self, environ)
         self._tg.start_soon(self._run, connection)
         start = await self.next_message()
+        if start is None and connection.cancelled:
+            # The view was cancelled as its client left: the middleware sees the
+            # cancellation, as code around a cancelled call does.
+            raise HTTPDisconnect("The client went away; the view was cancelled.")
         if start is None:  # pragma: no cover - a connection always starts or raises
             raise RuntimeError("The request ended without a response.")
         return start, await self.next_message()
