@@ -340,6 +340,18 @@ def test_wsgi_tells_from_the_client_socket(peer_app, key, kind):
         assert wsgi_call(peer_app, f"/{kind}", **{key: server}) == b"True"
 
 
+def test_under_wsgi_cancel_on_disconnect_lets_the_view_run(app):
+    @app.get("/quick")
+    @ctxflask.cancel_on_disconnect
+    async def quick() -> str:
+        return "done"
+
+    server, client = socket.socketpair()
+    with server, client:
+        client.close()
+        assert wsgi_call(app, "/quick", **{"gunicorn.socket": server}) == b"done"
+
+
 def test_wsgi_without_a_socket_says_false(peer_app, teardowns):
     assert wsgi_call(peer_app, "/sync") == b"False"
     assert teardowns == [None]
