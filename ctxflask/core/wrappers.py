@@ -324,23 +324,27 @@ class Request(_WerkzeugRequest):
         ends the input itself (``wsgi.input_terminated``, as gunicorn does: its input
         ends where the client stopped sending, and werkzeug then trusts it).
         """
-        environ = self.environ
-        if environ.get("wsgi.input_terminated") and not self.shallow:
+        if self._source is None:  # a WSGI request: from the server's environ
+            environ = self.environ
             body = environ["wsgi.input"]
-            limit = self.max_content_length
-            # An ASGI body knows its declared length, and its own end.
-            length = (
-                body.content_length
-                if isinstance(body, AsyncBody)
-                else self.content_length
-            )
-            if length is None:
-                if limit is not None:
-                    return t.cast(t.IO[bytes], _BoundedBody(body, limit))
-            elif not isinstance(body, AsyncBody):
+            length = self.content_length
+            if (
+                length is not None
+                and environ.get("wsgi.input_terminated")
+                and not isinstance(body, AsyncBody)  # which knows its own end
+                and not self.shallow
+            ):
+                limit = self.max_content_length
                 if limit is not None and length > limit:
                     raise RequestEntityTooLarge()
                 return t.cast(t.IO[bytes], LimitedStream(body, length))
+        limit = self.max_content_length
+        if (
+            limit is not None
+            and self.content_length is None
+            and self.environ.get("wsgi.input_terminated")
+        ):
+            return t.cast(t.IO[bytes], _BoundedBody(self.environ["wsgi.input"], limit))
         return super().stream
 
     def get_json(
