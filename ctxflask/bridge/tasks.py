@@ -1,10 +1,11 @@
 """Tasks of their own, started from sync code on an event loop's thread, and callbacks
 that another thread hands to a loop.
 
-Task groups are the rule; these are for the few watchers whose life does not fit one
+Task groups are the rule; these are for the few tasks whose life does not fit one
 caller's frame: a request's watch for its client leaving starts at the first question,
 from whichever step asks (sync, on the loop or in a worker thread), and ends with the
-request.
+request; an event stream's source is pulled by a task between the chunks of a response
+body, so that the body can wait for it with a timeout (:func:`with_ticks`).
 """
 
 from __future__ import annotations
