@@ -324,13 +324,12 @@ class Request(_WerkzeugRequest):
         ends the input itself (``wsgi.input_terminated``, as gunicorn does: its input
         ends where the client stopped sending, and werkzeug then trusts it).
         """
-        if self._source is None:  # a WSGI request: from the server's environ
-            environ = self.environ
-            body = environ["wsgi.input"]
+        if self._source is None and self.environ.get("wsgi.input_terminated"):
+            # A WSGI server that ends the input itself.
+            body = self.environ["wsgi.input"]
             length = self.content_length
             if (
                 length is not None
-                and environ.get("wsgi.input_terminated")
                 and not isinstance(body, AsyncBody)  # which knows its own end
                 and not self.shallow
             ):
