@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+from collections.abc import Callable
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,10 +18,14 @@ from selenium import webdriver
 from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.support.wait import WebDriverWait
 
 #: Where ``install_browser.sh`` (the test command's set-up) puts them.
 CHROMIUM = "chromium"
 DRIVER = "chromedriver"
+#: Seconds a page may take to load.
+LOAD_TIMEOUT = 20
 
 
 @pytest.fixture
@@ -38,7 +43,7 @@ def browser() -> Iterator[webdriver.Chrome]:
     for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage"):
         options.add_argument(argument)
     chrome = webdriver.Chrome(service=Service(driver), options=options)
-    chrome.set_page_load_timeout(30)
+    chrome.set_page_load_timeout(LOAD_TIMEOUT)
     try:
         yield chrome
     finally:
@@ -67,14 +72,28 @@ class Page:
         self.chrome.get(self.base_url + path)
 
     def follow(self, text: str) -> None:
-        self.chrome.find_element(By.LINK_TEXT, text).click()
+        self._navigate(self.chrome.find_element(By.LINK_TEXT, text).click)
 
     def submit(self, **fields: str) -> None:
         for name, value in fields.items():
             element = self.chrome.find_element(By.NAME, name)
             element.clear()
             element.send_keys(value)
-        self.chrome.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
+        submit = self.chrome.find_element(By.CSS_SELECTOR, "input[type=submit]")
+        self._navigate(submit.click)
+
+    def _navigate(self, click: Callable[[], None]) -> None:
+        # A click returns before the next page is there: wait until the old page is
+        # gone and the new one loaded, or assertions would read the old one.
+        old = self.chrome.find_element(By.TAG_NAME, "html")
+        click()
+        wait = WebDriverWait(self.chrome, LOAD_TIMEOUT)
+        wait.until(expected_conditions.staleness_of(old))
+        wait.until(
+            lambda chrome: (
+                chrome.execute_script("return document.readyState") == "complete"
+            )
+        )
 
     @property
     def heading(self) -> str:
