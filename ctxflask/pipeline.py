@@ -104,12 +104,24 @@ async def handle_request(
             and is_streamed(response)
         ):
             return response, error, False
-        if error is None and ctx.request._context_preserver is None:
-            rest = ctx._pop(None)  # as usual: without a call of its own
-        else:
-            rest = _pop_contexts(app, ctx, error)
-        if rest is not None:
-            await rest
+        try:
+            if error is None and ctx.request._context_preserver is None:
+                rest = ctx._pop(None)  # as usual: without a call of its own
+            else:
+                rest = _pop_contexts(app, ctx, error)
+            if rest is not None:
+                await rest
+        except Exception as e:
+            if _propagates(app):
+                raise
+            # The response is made: a teardown failing after it is logged, and the
+            # client still gets it (a streamed one's teardown runs after it is sent).
+            app.logger.error(
+                "Exception in teardown of %s [%s]; the response is sent",
+                ctx.request.path,
+                ctx.request.method,
+                exc_info=e,
+            )
     except BaseException as e:
         if ctx._tokens:
             # Raised on (testing), or cancelled: the contexts are popped all the same.
@@ -352,10 +364,7 @@ async def handle_exception(app: App, e: Exception) -> Response:
     ``InternalServerError`` handler, which gets ``original_exception``."""
     if got_request_exception.receivers:
         await send_steps(got_request_exception, app, exception=e)
-    propagate = app.config["PROPAGATE_EXCEPTIONS"]
-    if propagate is None:
-        propagate = app.testing or app.debug
-    if propagate:
+    if _propagates(app):
         raise e
     app.log_exception((type(e), e, e.__traceback__))
     server_error: ResponseReturnValue | InternalServerError
@@ -364,6 +373,15 @@ async def handle_exception(app: App, e: Exception) -> Response:
     if handler is not None:
         server_error = await call(handler, server_error)
     return await finalize(app, server_error, from_error_handler=True)
+
+
+def _propagates(app: App) -> bool:
+    """Whether exceptions propagate to the caller (testing, debug) rather than being
+    logged (``PROPAGATE_EXCEPTIONS``)."""
+    propagate = app.config["PROPAGATE_EXCEPTIONS"]
+    if propagate is None:
+        return app.testing or app.debug
+    return bool(propagate)
 
 
 async def handle_body_error(

@@ -710,6 +710,51 @@ def test_teardown_errors_of_a_request_reach_the_test_client_together(app, client
     assert ran == ["request", "app"]
 
 
+@pytest.mark.parametrize("body", ["whole", "streamed"])
+def test_without_propagation_a_failing_teardown_is_logged_and_the_response_sent(
+    app, client, kind, caplog, body
+):
+    # Not testing nor debug: the response is made when teardown runs (after the last
+    # chunk for a streamed one), so the client gets it; the error goes to the log.
+    app.config.update(TESTING=False, DEBUG=False)
+    ran = []
+
+    @app.get("/")
+    @variant(kind)
+    def index():
+        if body == "whole":
+            return "made before teardown"
+        return iter([b"made before ", b"teardown"])
+
+    @app.teardown_request
+    @variant(kind)
+    def request_teardown(exc):
+        ran.append("request")
+        raise ValueError("teardown failed")
+
+    @app.teardown_appcontext
+    @variant(kind)
+    def app_teardown(exc):
+        ran.append("app")
+
+    with caplog.at_level("ERROR", logger=app.logger.name):
+        if body == "streamed":
+            # A streamed body's teardown runs after it is sent: its error reaches the
+            # server, as before.
+            with pytest.raises(ValueError, match="teardown failed"):
+                client.get("/")
+            assert ran == ["request", "app"]
+            return
+        response = client.get("/")
+    assert (response.status_code, response.text) == (200, "made before teardown")
+    assert ran == ["request", "app"]
+    [record] = caplog.records
+    assert record.getMessage() == (
+        "Exception in teardown of / [GET]; the response is sent"
+    )
+    assert isinstance(record.exc_info[1], ValueError)
+
+
 def test_teardown_runs_once_for_a_context_pushed_twice(app, kind):
     calls = []
     register_recorders(app, kind, calls)
