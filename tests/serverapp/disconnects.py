@@ -72,7 +72,7 @@ def poll_sync() -> str:
 @ctxflask.cancel_on_disconnect
 async def cancelled() -> str:
     try:
-        await anyio.sleep(POLL_SECONDS)
+        await anyio.sleep(float(request.args.get("seconds", POLL_SECONDS)))
     except anyio.get_cancelled_exc_class():
         events.append({"view": request.path, "cancelled": True})
         raise
