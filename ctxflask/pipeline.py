@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import types
 import typing as t
+import weakref
 from itertools import chain
 
 from werkzeug.exceptions import BadRequest
@@ -525,7 +526,8 @@ class StepNames:
     blocked (the app is set up by then)."""
 
     def __init__(self, app: App) -> None:
-        self.app = app
+        # Weakly: the watchdog keeps the step names of the loops it watched.
+        self._app = weakref.ref(app)
         self._names: dict[types.CodeType, str] | None = None
 
     def __call__(self, code: types.CodeType) -> str | None:
@@ -535,8 +537,10 @@ class StepNames:
         return names.get(code)
 
     def _collect(self) -> dict[types.CodeType, str]:
-        app = self.app
+        app = self._app()
         names: dict[types.CodeType, str] = {}
+        if app is None:
+            return names
 
         def add(fn: t.Any, label: str) -> None:
             while fn is not None:  # the function, and what it decorates

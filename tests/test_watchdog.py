@@ -238,3 +238,26 @@ def test_another_loop_on_the_same_thread_is_watched_too():
     finally:
         first.close()
         second.close()
+
+
+@pytest.mark.anyio
+async def test_an_app_served_on_a_watched_loop_is_not_kept_alive_by_the_watchdog():
+    # The watchdog keeps the step names of every app served on a loop it watches, for
+    # as long as the loop runs: they must not hold the app.
+    import ctxflask
+    from ctxflask.testing import asgi_client
+
+    app = ctxflask.Flask("short_lived")
+    app.config["LOOP_BLOCK_WARNING"] = 0.5
+
+    @app.get("/")
+    async def index():
+        return "served"
+
+    async with asgi_client(app) as client:
+        assert (await client.get("/")).text == "served"
+    assert watchdog.watched_loops() >= 1
+    gone = weakref.ref(app)
+    del app, index, client
+    gc.collect()
+    assert gone() is None
