@@ -105,18 +105,19 @@ async def handle_request(
             and is_streamed(response)
         ):
             return response, error, False
+        # A context pushed and left on top raises here: a bug, raised as it is.
+        if error is None and ctx.request._context_preserver is None:
+            rest = ctx._pop(None)  # as usual: without a call of its own
+        else:
+            rest = _pop_contexts(app, ctx, error)
         try:
-            if error is None and ctx.request._context_preserver is None:
-                rest = ctx._pop(None)  # as usual: without a call of its own
-            else:
-                rest = _pop_contexts(app, ctx, error)
             if rest is not None:
                 await rest
         except Exception as e:
             if _propagates(app):
                 raise
-            # The response is made: a teardown failing after it is logged, and the
-            # client still gets it (a streamed one's teardown runs after it is sent).
+            # The response is made: a teardown callback failing after it is logged, and
+            # the client still gets it (a streamed one's teardown runs after it is sent).
             app.logger.error(
                 "Exception in teardown of %s [%s]; the response is sent",
                 ctx.request.path,
