@@ -175,6 +175,22 @@ class Observer:
     ) -> None:
         self.findings.append(Finding(owner, step, kind, other, detail))
 
+    def add_once(
+        self,
+        owner: int,
+        key: tuple[str, int],
+        step: str,
+        kind: str,
+        detail: str,
+        other: int,
+    ) -> None:
+        """:meth:`add`, unless ``owner``'s request has been told of ``key`` already: a
+        value seen again by the steps after it is named once."""
+        flagged = self.states[owner].flagged
+        if key not in flagged:
+            flagged.add(key)
+            self.add(owner, step, kind, detail, other)
+
     # -- one step ---------------------------------------------------------------------
 
     def enter(self, label: str, kind: str) -> int | None:
@@ -214,13 +230,9 @@ class Observer:
         for other in sorted(self.tokens_in(value) - {owner}):
             # Named once, at the first step whose output holds it: the steps after it
             # (an after_request hook returning the response) only pass it on.
-            key = ("output", other)
-            state = self.states[owner]
-            if key in state.flagged:
-                continue
-            state.flagged.add(key)
-            self.add(
+            self.add_once(
                 owner,
+                ("output", other),
                 label,
                 "output",
                 f"its output holds {self.tokens[other]!r}",
@@ -325,12 +337,9 @@ class Observer:
                 if before is not None and before.get(name, _MISSING) is value:
                     continue  # scanned already, in an earlier look
                 for other in self.tokens_in(value) - {owner}:
-                    key = (name, other)
-                    if key in state.flagged:
-                        continue
-                    state.flagged.add(key)
-                    self.add(
+                    self.add_once(
                         owner,
+                        (name, other),
                         label,
                         kind,
                         f"{verb} {name} = {_short(value)}",
