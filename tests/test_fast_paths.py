@@ -1,14 +1,16 @@
 """The request path's shortcuts give what the general code would: route matches kept for
-rules without arguments, and response headers built without werkzeug's copy."""
+rules whose converters are werkzeug's own, and response headers built without werkzeug's copy."""
 
 from __future__ import annotations
 
 import pytest
 from werkzeug.routing import Rule
+from werkzeug.routing.converters import IntegerConverter
 from werkzeug.test import EnvironBuilder
 
 from ctxflask import g
 from ctxflask import request
+from ctxflask.core import routing
 from ctxflask.wrappers import Request
 from ctxflask.wrappers import Response
 from ctxflask.wrappers import response_headers
@@ -54,13 +56,49 @@ def test_matches_differ_by_method_and_host(app, client):
     assert client.put("/x").status_code == 405
 
 
-def test_rules_with_arguments_are_matched_every_time(app, client):
+def test_arguments_of_werkzeugs_converters_are_remembered_per_path(app, client):
+    @app.get("/n/<int:n>/<path:rest>")
+    def number(n, rest):
+        return f"{n!r} {rest}"
+
+    paths = [f"/n/{i}/a/{i}" for i in range(3)] * 2
+    assert [client.get(p).text for p in paths] == [f"{i} a/{i}" for i in range(3)] * 2
+    assert sorted(args["n"] for _, args in app._static_matches.values()) == [0, 1, 2]
+
+
+def test_a_rule_with_another_converter_is_matched_every_time(app, client):
+    calls = []
+
+    class Counted(IntegerConverter):
+        # A subclass may look something up: its result is never remembered.
+        def to_python(self, value):
+            calls.append(value)
+            return super().to_python(value)
+
+    app.url_map.converters["counted"] = Counted
+
+    @app.get("/c/<counted:n>")
+    def counted(n):
+        return str(n)
+
+    assert [client.get("/c/7").text for _ in range(3)] == ["7"] * 3
+    assert calls == ["7"] * 3
+    assert app._static_matches == {}
+
+
+def test_remembered_matches_are_bounded_oldest_first(app, client, monkeypatch):
+    monkeypatch.setattr(routing, "MATCHES_KEPT", 4)
+
     @app.get("/n/<int:n>")
     def number(n):
         return str(n)
 
-    assert [client.get(f"/n/{i}").text for i in range(3)] == ["0", "1", "2"]
-    assert app._static_matches == {}
+    assert [client.get(f"/n/{i}").text for i in range(10)] == [
+        str(i) for i in range(10)
+    ]
+    kept = [args["n"] for _, args in app._static_matches.values()]
+    assert kept == [6, 7, 8, 9]
+    assert client.get("/n/0").text == "0"  # forgotten, matched again
 
 
 @pytest.mark.parametrize(
