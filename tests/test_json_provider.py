@@ -244,6 +244,30 @@ def test_response_compact(compact: bool | None, debug: bool, body: str) -> None:
     assert rv.get_data(as_text=True) == body
 
 
+def test_response_follows_options_changed_between_responses(
+    provider: DefaultJSONProvider,
+) -> None:
+    def body() -> str:
+        return provider.response({"b": "é", "a": date(2024, 1, 2)}).get_data(True)
+
+    assert body() == '{"a":"Tue, 02 Jan 2024 00:00:00 GMT","b":"\\u00e9"}\n'
+    provider.sort_keys = False
+    provider.ensure_ascii = False
+    provider.default = lambda o: o.isoformat()  # type: ignore[method-assign]
+    assert body() == '{"b":"é","a":"2024-01-02"}\n'
+    del provider.sort_keys, provider.ensure_ascii, provider.default
+    assert body() == '{"a":"Tue, 02 Jan 2024 00:00:00 GMT","b":"\\u00e9"}\n'
+
+
+def test_response_goes_through_an_overridden_dumps(app: FakeApp) -> None:
+    class Upper(DefaultJSONProvider):
+        def dumps(self, obj: t.Any, **kwargs: t.Any) -> str:
+            return super().dumps(obj, **kwargs).upper()
+
+    p = Upper(app)  # type: ignore[arg-type]
+    assert p.response({"a": "x"}).get_data(as_text=True) == '{"A":"X"}\n'
+
+
 def test_response_mimetype(provider: DefaultJSONProvider) -> None:
     provider.mimetype = "application/vnd.api+json"
     rv = provider.response([1])

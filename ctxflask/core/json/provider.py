@@ -164,6 +164,27 @@ class DefaultJSONProvider(JSONProvider):
         kwargs.setdefault("sort_keys", self.sort_keys)
         return json.dumps(obj, **kwargs)
 
+    def _dumps_compact(self, obj: t.Any) -> str:
+        """``self.dumps(obj, separators=(",", ":"))``, every JSON response's call."""
+        if type(self).dumps is not DefaultJSONProvider.dumps:
+            return self.dumps(obj, separators=(",", ":"))
+        # json.dumps builds an encoder for each call given options, a third of the cost
+        # of a small document; an encoder keeps no state between calls, so it is reused
+        # while the options stay the same.
+        options = (self.default, self.ensure_ascii, self.sort_keys)
+        kept = self._compact
+        if kept is None or kept[0] != options:
+            encoder = json.JSONEncoder(
+                default=options[0],
+                ensure_ascii=options[1],
+                sort_keys=options[2],
+                separators=(",", ":"),
+            )
+            self._compact = kept = (options, encoder)
+        return kept[1].encode(obj)
+
+    _compact: tuple[tuple[t.Any, ...], json.JSONEncoder] | None = None
+
     def loads(self, s: str | bytes, **kwargs: t.Any) -> t.Any:
         """Deserialize with :func:`json.loads`, which accepts text or UTF-8/16/32 bytes."""
         return json.loads(s, **kwargs)
@@ -180,7 +201,7 @@ class DefaultJSONProvider(JSONProvider):
         if self.compact is False or (self.compact is None and self._app.debug):
             body = self.dumps(obj, indent=2)
         else:
-            body = self.dumps(obj, separators=(",", ":"))
+            body = self._dumps_compact(obj)
         response_class = self._app.response_class
         # A werkzeug response class (no _fast_init) takes the general constructor.
         if getattr(response_class, "_fast_init", False):
