@@ -45,6 +45,7 @@ PEER_NAMES: dict[str, str] = {
     "quart": "Quart",
     "flask-wsgitoasgi": "Flask (WsgiToAsgi)",
     "raw-asgi": "raw ASGI (floor)",
+    "raw-wsgi": "raw WSGI (floor)",
 }
 PEER_COLOURS: dict[str, str] = {
     "flask": "#4c72b0",
@@ -52,6 +53,7 @@ PEER_COLOURS: dict[str, str] = {
     "quart": "#55a868",
     "flask-wsgitoasgi": "#8172b3",
     "raw-asgi": "#937860",
+    "raw-wsgi": "#8c8c8c",
 }
 #: Where the load average at the start counts as a busy machine (per core).
 BUSY_LOAD_PER_CPU = 0.25
@@ -371,7 +373,7 @@ def draw_chart(rows: Sequence[Row], path: Path, subtitle: str) -> None:
     bottom.set_xlabel(
         "ctxflask's advantage (log scale; > 1: ctxflask ahead): the peer's cost over"
         " ctxflask's (µs, ms, MiB),\nor ctxflask's requests/s over the peer's"
-        " (against the raw ASGI app: the fraction of that floor ctxflask reaches)",
+        " (against a raw ASGI or WSGI app: the fraction of that floor ctxflask reaches)",
         fontsize=8,
     )
     peers = [p for p in PEER_COLOURS if any(r.peer == p for r in rows)]

@@ -6,10 +6,11 @@ ports, one process per app (see :func:`groups`):
 - ``uvicorn`` (uvloop and httptools, as deployed): ctxflask (``app.asgi``), Starlette,
   Quart, and a hand-written ASGI app (``bench.server_apps.raw_asgi``), the server's
   floor: ctxflask's requests/s over the raw app's is its "fraction of floor";
-- ``gunicorn-sync`` and ``gunicorn-gthread``: ctxflask's WSGI app beside Flask 3.1's;
+- ``gunicorn-sync`` and ``gunicorn-gthread``: ctxflask's WSGI app beside Flask 3.1's
+  and a hand-written WSGI app (``bench.server_apps.raw_wsgi``), these servers' floor;
 - ``gunicorn-asgi`` (``-k asgi``, uvloop): ctxflask's app object beside Starlette;
 - ``granian-asgi``: ctxflask, Starlette, Quart and the raw app; ``granian-wsgi``:
-  ctxflask beside Flask.
+  ctxflask beside Flask and the raw WSGI app.
 
 A group's servers run together, and only while the group is measured. A load generator
 on loopback drives one server at a time: ``wrk`` if it is installed (Debian:
@@ -62,9 +63,11 @@ from bench.timing import write_json
 
 HOST = "127.0.0.1"
 CANDIDATE = "ctxflask"
-#: The peer whose requests/s is the server's floor: ctxflask's ratio to it is reported as
-#: the fraction of the floor ctxflask reaches.
+#: The peers whose requests/s is the server's floor: ctxflask's ratio to one is reported
+#: as the fraction of the floor ctxflask reaches.
 FLOOR = "raw-asgi"
+WSGI_FLOOR = "raw-wsgi"
+FLOORS = (FLOOR, WSGI_FLOOR)
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 START_TIMEOUT = 30.0
@@ -87,6 +90,7 @@ DISTRIBUTIONS: dict[str, str] = {
     "quart": "quart",
     "flask": "flask",
     FLOOR: "",
+    WSGI_FLOOR: "",
 }
 
 
@@ -163,9 +167,10 @@ def groups(loop: str, http: str) -> list[Group]:
     wsgi_apps = {
         "ctxflask": "bench.server_apps:ctxflask_wsgi",
         "flask": "bench.server_apps:flask_wsgi",
+        WSGI_FLOOR: "bench.server_apps:raw_wsgi",
     }
     frameworks = ("ctxflask", "starlette", "quart")
-    wsgi_hello = ((_WSGI["hello"], ("ctxflask", "flask")),)
+    wsgi_hello = ((_WSGI["hello"], ("ctxflask", "flask", WSGI_FLOOR)),)
     return [
         Group(
             "uvicorn",
@@ -636,7 +641,7 @@ class ScenarioResult:
                     "ratio": self.ratio(peer),
                     "ratio_of_medians": self.ratio_of_medians(peer),
                     "target": self.target(peer),
-                    "floor": peer == FLOOR,
+                    "floor": peer in FLOORS,
                 }
                 for peer in self.peers
             },
@@ -668,7 +673,7 @@ def format_table(results: Sequence[ScenarioResult]) -> str:
             if ratio is not None and target is not None:
                 verdict = "ok" if ratio >= target else "MISSED"
             cell = "-" if ratio is None else f"{ratio:.3f}x"
-            if peer == FLOOR and ratio is not None:
+            if peer in FLOORS and ratio is not None:
                 cell = f"{ratio:.3f} of floor"
             rows.append(
                 [

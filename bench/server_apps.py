@@ -12,7 +12,9 @@ worker too), so the apps here are module attributes, each built on first access 
 - :func:`raw_asgi`: a hand-written ASGI app that answers ``GET /async`` with the same
   text as the frameworks and handles ``lifespan``: what the server itself costs, the
   floor of every framework under it. ``raw_asgi_factory`` returns it (uvicorn's and
-  granian's ``--factory``).
+  granian's ``--factory``);
+- :func:`raw_wsgi`: its WSGI twin, answering ``GET /hello``: the floor of the WSGI
+  servers (gunicorn's sync and gthread workers, granian's WSGI interface).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bench.apps import ASYNC_TEXT
+from bench.apps import HELLO_TEXT
 from bench.apps import make_app
 from bench.asgi_apps import make_flask_family_app
 from bench.asgi_apps import make_starlette_app
@@ -70,6 +73,24 @@ async def raw_asgi(scope: Scope, receive: Receive, send: Send) -> None:
 def raw_asgi_factory() -> Callable[[Scope, Receive, Send], Any]:
     """:func:`raw_asgi`, for ``--factory``."""
     return raw_asgi
+
+
+_HELLO = HELLO_TEXT.encode()
+_HELLO_HEADERS = [
+    ("Content-Type", "text/html; charset=utf-8"),
+    ("Content-Length", str(len(_HELLO))),
+]
+
+
+def raw_wsgi(
+    environ: dict[str, Any], start_response: Callable[..., Any]
+) -> list[bytes]:
+    """The least a WSGI app can do: ``GET /hello`` -> 200 text, anything else 404."""
+    if environ["PATH_INFO"] == "/hello":
+        start_response("200 OK", _HELLO_HEADERS)
+        return [_HELLO]
+    start_response("404 Not Found", [("Content-Length", "0")])
+    return []
 
 
 _BUILDERS: dict[str, Callable[[], Any]] = {
