@@ -307,6 +307,7 @@ def draw_chart(rows: Sequence[Row], path: Path, subtitle: str) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.artist import Artist
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
@@ -377,7 +378,9 @@ def draw_chart(rows: Sequence[Row], path: Path, subtitle: str) -> None:
         fontsize=8,
     )
     peers = [p for p in PEER_COLOURS if any(r.peer == p for r in rows)]
-    handles = [Patch(color=PEER_COLOURS[p], label=PEER_NAMES[p]) for p in peers]
+    handles: list[Artist] = [
+        Patch(color=PEER_COLOURS[p], label=PEER_NAMES[p]) for p in peers
+    ]
     handles += [
         Line2D([], [], marker="D", color="#2a7d2a", linestyle="", label="target, met"),
         Line2D(
