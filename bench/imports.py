@@ -5,8 +5,12 @@ Each figure is the wall time of ``python -c "import X"`` as a fresh process (sta
 with this interpreter, in the project's folder), from spawn to exit: what a server
 worker, a CLI command or a test run pays before it can serve. ``python -c pass`` is timed
 too: the interpreter's own start, the floor of every row. The runs are interleaved (the
-order flips every run) after one untimed run each (bytecode caches written), and the
-figure is the median.
+order flips every run) after one untimed run each, and the figure is the median.
+
+The children run without ``PYTHONDONTWRITEBYTECODE``: ctxflask is imported from the
+source tree, which would otherwise never get ``.pyc`` files while the peers, installed
+in site-packages, were compiled by pip. The untimed run writes ctxflask's bytecode
+caches, as ``pip install`` did the peers'.
 
 ``-X importtime`` of ``import ctxflask`` (median over a few runs) then lists what the
 import pulls in: the modules ctxflask imports from other packages, by cumulative time,
@@ -75,9 +79,15 @@ QUICK = Config(runs=5, importtime_runs=2)
 
 
 def _environ() -> dict[str, str]:
-    """This process's environment without the variables that change an import."""
+    """This process's environment without the variables that change an import (bytecode
+    caches written and used, as for an installed package)."""
     env = dict(os.environ)
-    for name in ("PYTHONPROFILEIMPORTTIME", "PYTHONSTARTUP", "PYTHONINSPECT"):
+    for name in (
+        "PYTHONPROFILEIMPORTTIME",
+        "PYTHONSTARTUP",
+        "PYTHONINSPECT",
+        "PYTHONDONTWRITEBYTECODE",
+    ):
         env.pop(name, None)
     return env
 
