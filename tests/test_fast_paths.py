@@ -3,10 +3,13 @@ rules whose converters are werkzeug's own, and response headers built without we
 
 from __future__ import annotations
 
+import io
+
 import pytest
 from werkzeug.routing import Rule
 from werkzeug.routing.converters import IntegerConverter
 from werkzeug.test import EnvironBuilder
+from werkzeug.wrappers import Request as WerkzeugRequest
 
 from ctxflask import g
 from ctxflask import request
@@ -126,3 +129,42 @@ def test_response_headers_equal_werkzeugs(make):
     assert response_headers(make(), Request(environ), raw=True) == [
         (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in expected
     ]
+
+
+BODY_HEADERS = [
+    {"Content-Type": "application/json", "Content-Length": "7"},
+    {"Content-Type": "text/plain; charset=latin-1", "Content-Length": "3"},
+    {"Content-Type": "application/x-www-form-urlencoded", "Content-Length": "x7"},
+    {"Content-Length": "-4"},
+    {"Content-Length": "12", "Transfer-Encoding": "chunked"},
+    {"Content-Type": "APPLICATION/Vnd.A+JSON ; q=1"},
+    {},
+]
+
+
+@pytest.mark.parametrize("headers", BODY_HEADERS)
+def test_body_reading_equals_werkzeugs(headers):
+    # An input the server marks terminated is read to its Content-Length, unlike
+    # werkzeug's (test_reliability); here, the usual input.
+    def environ():
+        env = EnvironBuilder("/", method="POST").get_environ()
+        env.pop("CONTENT_TYPE", None)
+        env.pop("CONTENT_LENGTH", None)
+        for name, value in headers.items():
+            key = name.upper().replace("-", "_")
+            env[key if key.startswith("CONTENT_") else f"HTTP_{key}"] = value
+        env["wsgi.input"] = io.BytesIO(b'{"a":1}trailing')
+        return env
+
+    def seen(request):
+        return (
+            request.content_length,
+            request.mimetype,
+            request.mimetype_params,
+            request.get_data(cache=False),
+            request.get_data(as_text=True),
+            request.get_data(),
+            request.stream.read(),
+        )
+
+    assert seen(Request(environ())) == seen(WerkzeugRequest(environ()))

@@ -165,11 +165,14 @@ def body_app(app, kind):
     return app
 
 
-def terminated_environ(accessor: str, body: bytes, declared: int) -> dict[str, t.Any]:
-    """The environ gunicorn gives: its input ends where the client stopped sending and
-    is marked ``wsgi.input_terminated``."""
+def wsgi_environ(
+    accessor: str, body: bytes, declared: int, terminated: bool
+) -> dict[str, t.Any]:
+    """A request whose input holds ``body`` after declaring ``declared`` bytes. As
+    gunicorn gives it when ``terminated``: its input ends where the client stopped
+    sending and is marked ``wsgi.input_terminated``; else as most servers do."""
     content_type, _ = SHORT_BODIES[accessor]
-    return {
+    environ = {
         "REQUEST_METHOD": "POST",
         "PATH_INFO": f"/{accessor}",
         "SERVER_NAME": "localhost",
@@ -178,10 +181,12 @@ def terminated_environ(accessor: str, body: bytes, declared: int) -> dict[str, t
         "wsgi.url_scheme": "http",
         "wsgi.errors": io.StringIO(),
         "wsgi.input": io.BytesIO(body),
-        "wsgi.input_terminated": True,
         "CONTENT_TYPE": content_type,
         "CONTENT_LENGTH": str(declared),
     }
+    if terminated:
+        environ["wsgi.input_terminated"] = True
+    return environ
 
 
 def call_wsgi(app, environ) -> tuple[str, bytes]:
@@ -194,29 +199,40 @@ def call_wsgi(app, environ) -> tuple[str, bytes]:
     return started[0], data
 
 
+TERMINATED = pytest.mark.parametrize(
+    "terminated", [True, False], ids=["input-terminated", "plain-input"]
+)
+
+
+@TERMINATED
 @pytest.mark.parametrize("limit", [None, 1024 * 1024], ids=["no-limit", "limit"])
 @pytest.mark.parametrize("accessor", sorted(SHORT_BODIES))
-def test_wsgi_terminated_input_shorter_than_declared_is_400(body_app, accessor, limit):
+def test_wsgi_input_shorter_than_declared_is_400(body_app, accessor, limit, terminated):
     body_app.config["MAX_CONTENT_LENGTH"] = limit
     _, body = SHORT_BODIES[accessor]
-    status, _ = call_wsgi(body_app, terminated_environ(accessor, body, DECLARED))
+    environ = wsgi_environ(accessor, body, DECLARED, terminated)
+    status, _ = call_wsgi(body_app, environ)
     assert status == "400 BAD REQUEST"
     assert body_app.config["views_done"] == []
 
 
+@TERMINATED
 @pytest.mark.parametrize("accessor", ["get_data", "stream"])
-def test_wsgi_terminated_input_of_the_declared_length_is_read_whole(body_app, accessor):
+def test_wsgi_input_of_the_declared_length_is_read_whole(
+    body_app, accessor, terminated
+):
     _, body = SHORT_BODIES[accessor]
-    status, data = call_wsgi(
-        body_app, terminated_environ(accessor, body + b"trailing", len(body))
-    )
+    environ = wsgi_environ(accessor, body + b"trailing", len(body), terminated)
+    status, data = call_wsgi(body_app, environ)
     assert (status, data) == ("200 OK", str(len(body)).encode())
 
 
-def test_wsgi_terminated_input_declared_over_the_limit_is_413(body_app):
+@TERMINATED
+def test_wsgi_input_declared_over_the_limit_is_413(body_app, terminated):
     body_app.config["MAX_CONTENT_LENGTH"] = 10
     _, body = SHORT_BODIES["get_data"]
-    status, _ = call_wsgi(body_app, terminated_environ("get_data", body, DECLARED))
+    environ = wsgi_environ("get_data", body, DECLARED, terminated)
+    status, _ = call_wsgi(body_app, environ)
     assert status == "413 REQUEST ENTITY TOO LARGE"
 
 

@@ -12,6 +12,8 @@ from werkzeug.datastructures import Headers
 from werkzeug.exceptions import BadRequest
 from werkzeug.exceptions import HTTPException
 from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.http import parse_options_header
+from werkzeug.sansio.utils import get_content_length
 from werkzeug.utils import cached_property
 from werkzeug.utils import get_content_type
 from werkzeug.wrappers import Request as _WerkzeugRequest
@@ -82,6 +84,20 @@ class DisconnectProbe(t.Protocol):
         ...
 
 
+def _read_to_limit(stream: LimitedStream) -> bytes:
+    """What is left of ``stream``, up to its limit."""
+    first = stream.read(stream.limit - stream.tell())
+    if stream.is_exhausted or not first:
+        return first
+    parts = [first]
+    while not stream.is_exhausted:
+        chunk = stream.read(stream.limit - stream.tell())
+        if not chunk:
+            break
+        parts.append(chunk)
+    return b"".join(parts)
+
+
 class Request(_WerkzeugRequest):
     """The request object of ctxflask, available as :data:`ctxflask.request`.
 
@@ -141,6 +157,24 @@ class Request(_WerkzeugRequest):
         if source.environ is None and key in source.scanned_keys:
             return source.scanned.get(key)
         return source.get().get(key)
+
+    @cached_property
+    def content_length(self) -> int | None:
+        """The declared body length (``Content-Length``); ``None`` if absent or with
+        ``Transfer-Encoding: chunked``, 0 if invalid, as werkzeug reads it."""
+        # werkzeug reads both headers through ``self.headers``, built for it.
+        return get_content_length(
+            self._environ_get("CONTENT_LENGTH"),
+            self._environ_get("HTTP_TRANSFER_ENCODING"),
+        )
+
+    def _parse_content_type(self) -> None:
+        if self._source is None and not hasattr(self, "_parsed_content_type"):
+            # What werkzeug parses, from the environ without building its headers.
+            self._parsed_content_type = parse_options_header(
+                self.environ.get("CONTENT_TYPE", "")
+            )
+        super()._parse_content_type()
 
     # The two below are read on every request: under ASGI, without a further call.
 
@@ -324,6 +358,15 @@ class Request(_WerkzeugRequest):
         ends the input itself (``wsgi.input_terminated``, as gunicorn does: its input
         ends where the client stopped sending, and werkzeug then trusts it).
         """
+        environ = self.environ
+        if self._source is None and not self.shallow:
+            length = self.content_length
+            if length is not None and "wsgi.input_terminated" not in environ:
+                # The usual body: what werkzeug's stream is then, made directly.
+                limit = self.max_content_length
+                if limit is not None and length > limit:
+                    raise RequestEntityTooLarge()
+                return t.cast(t.IO[bytes], LimitedStream(environ["wsgi.input"], length))
         if self._source is None and self.environ.get("wsgi.input_terminated"):
             # A WSGI server that ends the input itself.
             body = self.environ["wsgi.input"]
@@ -345,6 +388,21 @@ class Request(_WerkzeugRequest):
         ):
             return t.cast(t.IO[bytes], _BoundedBody(self.environ["wsgi.input"], limit))
         return super().stream
+
+    def get_data(  # type: ignore[override]
+        self, cache: bool = True, as_text: bool = False, parse_form_data: bool = False
+    ) -> bytes | str:
+        """The body as bytes (or text); see werkzeug's ``Request.get_data``."""
+        if getattr(self, "_cached_data", None) is None and not parse_form_data:
+            stream: t.Any = self.stream
+            if type(stream) is LimitedStream and not stream._limit_is_max:
+                # A body of declared length: read in as few reads as it takes, not
+                # werkzeug's 64 KiB rounds (the same bytes; a short body still raises).
+                rv = _read_to_limit(stream)
+                if cache:
+                    self._cached_data = rv
+                return rv.decode(errors="replace") if as_text else rv
+        return super().get_data(cache, as_text, parse_form_data)  # type: ignore[call-overload, no-any-return]
 
     def get_json(
         self, force: bool = False, silent: bool = False, cache: bool = True
