@@ -45,7 +45,7 @@ from bench.timing import write_json
 
 CANDIDATE = "ctxflask"
 #: The frameworks ctxflask is compared with, in the order of the ratio columns.
-BASELINES: tuple[str, ...] = ("starlette", "quart", "flask-wsgitoasgi")
+BASELINES: tuple[str, ...] = ("starlette", "quart", "flask-wsgitoasgi", "raw-asgi")
 #: Target ratios ctxflask/baseline per (scenario, baseline); lower is better.
 TARGETS: dict[tuple[str, str], float] = {
     ("async", "starlette"): 1.0,
@@ -648,7 +648,7 @@ async def amain(args: argparse.Namespace) -> int:
 
     if args.json:
         versions = {
-            name: version_of(dist)
+            name: version_of(dist) if dist else ""
             for name, dist in {
                 **DISTRIBUTIONS,
                 "werkzeug": "werkzeug",

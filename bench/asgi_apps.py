@@ -12,13 +12,15 @@ Every framework serves the same five routes with the same answers:
 :data:`SCENARIOS` (the requests and their expected answers, shared by ``bench.asgi`` and
 ``bench.server``) reuses :class:`bench.apps.Scenario` and the answers of ``bench.apps``.
 The ``*_asgi`` functions build a fresh ASGI app each; they also serve as uvicorn factories
-(``uvicorn --factory bench.asgi_apps:ctxflask_asgi``).
+(``uvicorn --factory bench.asgi_apps:ctxflask_asgi``). :func:`raw_asgi` answers the
+same routes by hand, with no framework: the floor of them all.
 """
 
 from __future__ import annotations
 
 import asyncio
 import importlib
+import json
 from collections.abc import Awaitable
 from collections.abc import Callable
 from collections.abc import MutableMapping
@@ -150,6 +152,79 @@ def make_starlette_app() -> Any:
     )
 
 
+def _text_start(body: bytes, content_type: bytes) -> Message:
+    return {
+        "type": "http.response.start",
+        "status": 200,
+        "headers": [
+            (b"content-type", content_type),
+            (b"content-length", str(len(body)).encode()),
+        ],
+    }
+
+
+_TEXT = b"text/plain; charset=utf-8"
+_JSON = b"application/json"
+
+
+def _hello() -> bytes:
+    return HELLO_TEXT.encode()
+
+
+async def _read_body(receive: Receive) -> bytes:
+    parts = []
+    while True:
+        message = await receive()
+        parts.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(parts)
+
+
+async def raw_asgi(scope: Scope, receive: Receive, send: Send) -> None:
+    """The least an ASGI app can do for each route, by hand: the floor of every framework
+    (``/hello`` makes the one trip to a worker thread and back that running a sync view
+    off the loop takes, through anyio as Starlette does); ``lifespan`` handled."""
+    kind = scope["type"]
+    if kind == "lifespan":
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+    if kind != "http":
+        return
+    path = scope["path"]
+    content_type = _TEXT
+    if path == "/async":
+        body = ASYNC_TEXT.encode()
+    elif path == "/sleep":
+        await asyncio.sleep(0)
+        body = SLEEP_TEXT.encode()
+    elif path == "/hello":
+        import anyio.to_thread
+
+        body = await anyio.to_thread.run_sync(_hello)
+    elif path.startswith("/json/"):
+        body = json.dumps(item_document(int(path[6:]))).encode()
+        content_type = _JSON
+    elif path == "/echo":
+        body = json.dumps(json.loads(await _read_body(receive))).encode()
+        content_type = _JSON
+    else:
+        await send({"type": "http.response.start", "status": 404, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+        return
+    await send(_text_start(body, content_type))
+    await send({"type": "http.response.body", "body": body})
+
+
+def raw_asgi_factory() -> ASGIApp:
+    """:func:`raw_asgi` (a factory, as the other apps have)."""
+    return raw_asgi
+
+
 def ctxflask_asgi() -> ASGIApp:
     """ctxflask's ASGI entry point, ``app.asgi``."""
     app = make_flask_family_app(importlib.import_module("ctxflask"))
@@ -203,6 +278,7 @@ FRAMEWORKS: dict[str, Callable[[], ASGIApp]] = {
     "starlette": starlette_asgi,
     "quart": quart_asgi,
     "flask-wsgitoasgi": flask_asgi,
+    "raw-asgi": raw_asgi_factory,
 }
 #: The distribution behind each framework name, for the versions reported.
 DISTRIBUTIONS: dict[str, str] = {
@@ -212,4 +288,5 @@ DISTRIBUTIONS: dict[str, str] = {
     "starlette": "starlette",
     "quart": "quart",
     "flask-wsgitoasgi": "flask",
+    "raw-asgi": "",
 }

@@ -178,8 +178,8 @@ def groups(loop: str, http: str) -> list[Group]:
             {n: _uvicorn(t, loop, http) for n, t in asgi_factories.items()},
             (
                 (_ASGI["async"], (*frameworks, FLOOR)),
-                (_ASGI["json"], frameworks),
-                (_ASGI["sync"], frameworks),
+                (_ASGI["json"], (*frameworks, FLOOR)),
+                (_ASGI["sync"], (*frameworks, FLOOR)),
             ),
             "uvicorn",
         ),
