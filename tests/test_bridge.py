@@ -586,3 +586,50 @@ def test_at_exit_runs_once_at_exit_and_at_the_end_of_a_forked_worker(tmp_path):
         [sys.executable, "-c", _AT_EXIT_SCRIPT, str(log)], check=True, timeout=30
     )
     assert log.read_text().splitlines() == ["child", "parent done", "parent"]
+
+
+@pytest.mark.parametrize("ctx", [None, "copy"], ids=["current-context", "own-context"])
+def test_steps_after_a_callable_that_ran_steps_of_its_own_keep_their_driver(ctx):
+    # A sync callable is called by the steps themselves; it runs other steps (a nested
+    # request, say), whose driver says how they run. The outer steps' next callables,
+    # async ones included, still run as their own driver says.
+    async def later():
+        await asyncio.sleep(0)
+        return var.get()
+
+    def nested():
+        inner: list[str] = []
+        steps = _steps([later], inner)
+        asyncio.run(bridge.run_steps_async(steps, contextvars.copy_context()))
+        return f"inner {inner[0]}"
+
+    def set_outer():
+        var.set("outer")
+
+    log: list[str | None] = []
+    steps = _steps([set_outer, nested, later, var.get], log)
+    context = None if ctx is None else contextvars.copy_context()
+    assert bridge.run_steps(steps, context) == "done"
+    assert log == [None, "inner outer", "outer", "outer"]
+
+
+@pytest.mark.anyio
+async def test_a_worker_threads_steps_after_a_nested_driver_go_back_to_the_loop():
+    loop_thread = threading.get_ident()
+
+    async def on_loop():
+        return threading.get_ident() == loop_thread
+
+    def nested():  # in a worker thread: a sync driver of its own there
+        return bridge.run_steps(_steps([lambda: "x"], []), contextvars.copy_context())
+
+    @bridge.nonblocking
+    def cheap():  # called on the loop, not by the worker thread's steps
+        return threading.get_ident() == loop_thread
+
+    log: list[object] = []
+    in_worker = lambda: threading.get_ident() != loop_thread  # noqa: E731
+    # The first callable of a trip to the thread is the driver's; the steps call the next.
+    steps = _steps([in_worker, nested, cheap, on_loop], log)
+    assert await bridge.run_steps_async(steps, contextvars.copy_context()) == "done"
+    assert log == [True, "done", True, True]

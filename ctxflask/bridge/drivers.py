@@ -57,17 +57,26 @@ class Runner(t.Protocol):
         ...
 
 
+#: The sync callables a sync driver's steps call themselves: all of them (it would call
+#: them right there). In a worker thread, those that run in worker threads.
+_SYNC_DRIVER_INLINE = (IN_WORKER, NONBLOCKING)
+_WORKER_INLINE = (IN_WORKER,)
+
+
 def _resume(
     steps: Steps[t.Any],
     ctx: contextvars.Context | None,
     value: t.Any,
     error: BaseException | None,
+    sync_inline: tuple[int, ...] | None = None,
 ) -> Invoke | Ready[t.Any] | ShieldRest:
     """Resume the steps inside ``ctx`` (``None``: the current context) with the result or
     the exception of the callable they awaited; return the next request, or their end.
     What the steps themselves raise propagates."""
-    # The steps of a sync driver: every callable goes through it.
-    driver_state.inline = False
+    # The steps of a sync driver: async callables go through it.
+    state = driver_state
+    state.inline = False
+    state.sync_inline = _SYNC_DRIVER_INLINE if sync_inline is None else sync_inline
     try:
         if ctx is None:
             return steps.send(value) if error is None else steps.throw(error)
@@ -142,7 +151,7 @@ def _steps_in_thread(
                 value = call_sync(invoke.fn, invoke.args, invoke.kwargs, ctx)
             except BaseException as e:
                 error = e
-            outcome = _resume(steps, ctx, value, error)
+            outcome = _resume(steps, ctx, value, error, _WORKER_INLINE)
             del error
             if type(outcome) is not Invoke or not _to_worker(
                 outcome.fn, async_in_thread
@@ -186,6 +195,7 @@ async def run_steps_async(
     error: BaseException | None = None
     while True:
         state.inline = inline
+        state.sync_inline = ()
         try:  # resume the steps: their next request, or their end
             if error is None:
                 # An Invoke, a shield_rest(), or what an async callable awaited in the

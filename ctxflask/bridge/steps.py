@@ -9,6 +9,7 @@ run it awaits :func:`call`, which hands the callable to whichever driver runs th
 from __future__ import annotations
 
 import threading
+import types
 import typing as t
 from collections.abc import Awaitable
 from collections.abc import Callable
@@ -72,8 +73,13 @@ class _DriverState(threading.local):
     #: its steps, and only the async driver (in "loop" mode, without ``before_step``)
     #: says yes.
     #: Steps only run inside a resume, and a sync driver's steps never run an event loop,
-    #: so what the latest resume said holds for the code running now.
+    #: so what the latest resume said holds for the code running now (a callable run
+    #: inline may start other steps: :func:`call` restores what it found).
     inline = False
+    #: The placements of the sync callables the steps being resumed may call themselves,
+    #: being where the driver would call them: the sync driver's steps call every sync
+    #: callable, a worker thread's those of worker threads. Empty: none.
+    sync_inline: tuple[int, ...] = ()
 
 
 driver_state = _DriverState()
@@ -82,11 +88,33 @@ driver_state = _DriverState()
 def call(
     fn: Callable[..., t.Any], /, *args: t.Any, **kwargs: t.Any
 ) -> Awaitable[t.Any]:
-    """From a step: run a sync or async callable through the driver; await the result."""
-    if driver_state.inline and placement(fn) == ON_LOOP:
-        awaitable: Awaitable[t.Any] = fn(*args, **kwargs)
-        return awaitable
+    """From a step: run a sync or async callable through the driver; await the result.
+
+    Where the steps already run where the driver would run ``fn`` (in the request's
+    context, on the right thread), they call it themselves: the round trip through the
+    driver is a good part of a small request's cost.
+    """
+    state = driver_state
+    if state.inline:
+        if placement(fn) == ON_LOOP:
+            awaitable: Awaitable[t.Any] = fn(*args, **kwargs)
+            return awaitable
+    elif state.sync_inline and placement(fn) in state.sync_inline:
+        places = state.sync_inline
+        try:
+            result = fn(*args, **kwargs)
+        finally:  # fn may have run other steps, which set their own
+            state.inline = False
+            state.sync_inline = places
+        if type(result) is types.CoroutineType:
+            # A sync wrapper around an async function: the driver awaits what it gave.
+            return Invoke(_given, (result,), {})
+        return Ready(result)
     return Invoke(fn, args, kwargs)
+
+
+def _given(value: T) -> T:
+    return value
 
 
 class ShieldRest:
