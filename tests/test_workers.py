@@ -17,6 +17,7 @@ import anyio.lowlevel
 import pytest
 
 import ctxflask
+from ctxflask.bridge import pools
 from ctxflask.bridge import workers
 from ctxflask.testing import asgi_client
 
@@ -28,7 +29,7 @@ def anyio_backend(request: pytest.FixtureRequest) -> str:
 
 @pytest.mark.anyio
 async def test_a_job_runs_in_a_worker_thread_and_returns_or_raises():
-    pool = workers.pool_for(object(), 4)
+    pool = pools.pool_for(object(), 4)
     loop_thread = threading.get_ident()
 
     assert await pool.run(threading.get_ident) != loop_thread
@@ -44,14 +45,14 @@ async def test_a_job_runs_in_a_worker_thread_and_returns_or_raises():
 @pytest.mark.anyio
 async def test_a_pool_is_one_per_key_and_loop():
     key = object()
-    assert workers.pool_for(key, 3) is workers.pool_for(key, 3)
-    assert workers.pool_for(key, 3) is not workers.pool_for(object(), 3)
-    assert workers.pool_for(key, 3).size == 3
+    assert pools.pool_for(key, 3) is pools.pool_for(key, 3)
+    assert pools.pool_for(key, 3) is not pools.pool_for(object(), 3)
+    assert pools.pool_for(key, 3).size == 3
 
 
 @pytest.mark.anyio
 async def test_a_pool_runs_at_most_size_jobs_at_once_and_all_of_them():
-    pool = workers.pool_for(object(), 3)
+    pool = pools.pool_for(object(), 3)
     running = peak = done = 0
     lock = threading.Lock()
 
@@ -95,7 +96,7 @@ def _slow_job() -> tuple[threading.Event, list[bool], Callable[[], None]]:
 @pytest.mark.anyio
 async def test_a_cancelled_task_waits_for_its_job_then_is_cancelled():
     """The job runs a request's own steps: it is never abandoned half-way."""
-    pool = workers.pool_for(object(), 2)
+    pool = pools.pool_for(object(), 2)
     started, finished, job = _slow_job()
 
     with anyio.move_on_after(0.02) as scope:
@@ -114,7 +115,7 @@ async def test_a_task_cancelled_directly_waits_for_its_job_too():
 
 
 async def _cancel_a_task_while_its_job_runs() -> None:
-    pool = workers.pool_for(object(), 2)
+    pool = pools.pool_for(object(), 2)
     started, finished, job = _slow_job()
     task = asyncio.ensure_future(pool.run(job))
     await asyncio.to_thread(started.wait)
@@ -128,7 +129,7 @@ async def _cancel_a_task_while_its_job_runs() -> None:
 
 @pytest.mark.anyio
 async def test_code_in_a_worker_calls_back_into_the_loop_with_anyio():
-    pool = workers.pool_for(object(), 2)
+    pool = pools.pool_for(object(), 2)
     loop_thread = threading.get_ident()
 
     async def on_loop(x: int) -> tuple[int, int]:
@@ -171,7 +172,7 @@ def test_worker_threads_end_with_their_loop():
     before = names()
 
     async def use_pool() -> set[int]:
-        pool = workers.pool_for(object(), 4)
+        pool = pools.pool_for(object(), 4)
         await asyncio.gather(*(pool.run(time.sleep, 0.01) for _ in range(4)))
         return names() - before
 
@@ -186,7 +187,7 @@ def test_worker_threads_end_with_their_loop():
 
 def test_a_pool_needs_a_thread():
     async def make() -> None:
-        workers.pool_for(object(), 0)
+        pools.pool_for(object(), 0)
 
     with pytest.raises(ValueError, match="at least one thread"):
         asyncio.run(make())
@@ -502,7 +503,7 @@ def test_sessions_run_under_uvloop():
 
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
 def test_a_session_left_open_does_not_hold_up_the_end_of_the_loop(backend: str):
-    kept: list[workers.WorkerSession] = []
+    kept: list[pools.WorkerSession] = []
 
     async def main() -> None:
         session = workers.Workers(object(), 2).session()

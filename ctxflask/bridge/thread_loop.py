@@ -4,7 +4,6 @@ about 0.3 ms), or, in a worker thread of a running loop, on that loop."""
 
 from __future__ import annotations
 
-import asyncio
 import atexit
 import contextvars
 import functools
@@ -14,10 +13,6 @@ import typing as t
 from collections.abc import Awaitable
 from collections.abc import Callable
 from collections.abc import Coroutine
-from concurrent.futures import ThreadPoolExecutor
-
-import anyio.from_thread
-import sniffio
 
 from .callables import IN_WORKER_LOOP
 from .callables import is_async_callable
@@ -25,9 +20,15 @@ from .callables import ON_LOOP
 from .callables import placement
 from .contexts import copy_back
 from .contexts import pinned
-from .workers import _anyio_locals
+from .workers import anyio_locals
 from .workers import in_worker_thread
 from .workers import run_on_loop
+
+# asyncio, sniffio, anyio's thread helpers and the helper pool are imported where a loop is
+# first needed: sync code that calls only sync code never loads them.
+if t.TYPE_CHECKING:
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
 
 T = t.TypeVar("T")
 
@@ -38,6 +39,8 @@ class _ThreadLoop(threading.local):
     def get(self) -> asyncio.AbstractEventLoop:
         loop = self.loop
         if loop is None or loop.is_closed():
+            import asyncio
+
             loop = self.loop = asyncio.new_event_loop()
             _loops.add(loop)
         return loop
@@ -78,6 +81,8 @@ def _helper_pool() -> ThreadPoolExecutor:
     global _helpers
     with _helpers_lock:
         if _helpers is None:
+            from concurrent.futures import ThreadPoolExecutor
+
             _helpers = ThreadPoolExecutor(thread_name_prefix="ctxflask-bridge")
         return _helpers
 
@@ -85,6 +90,8 @@ def _helper_pool() -> ThreadPoolExecutor:
 def _run_on_thread_loop(
     make: Callable[[], Awaitable[T]], ctx: contextvars.Context
 ) -> T:
+    import sniffio
+
     loop = _thread_loop.get()
     awaitable = ctx.run(make)
     if type(awaitable) is not types.CoroutineType:
@@ -137,6 +144,10 @@ def run_awaitable(make: Callable[[], Awaitable[T]], ctx: contextvars.Context) ->
 def _loop_running_here() -> bool:
     # Asked of the thread, not of the context: a request's context copied from a task
     # carries sniffio's marker of that task's library into worker threads.
+    import asyncio
+
+    import sniffio
+
     return (
         asyncio._get_running_loop() is not None or sniffio.thread_local.name is not None
     )
@@ -159,6 +170,8 @@ def cancel_leftover_tasks() -> list[asyncio.Task[t.Any]]:
     loop = _thread_loop.loop
     if loop is None or loop.is_closed() or loop.is_running():
         return []
+    import asyncio
+
     pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
     if pending:
         for task in pending:
@@ -225,7 +238,11 @@ def on_worker_loop() -> bool:
 async def await_on_loop(fn: Callable[..., Awaitable[T]], /, *args: t.Any) -> T:
     """From async code on a worker thread's own loop: await ``fn(*args)`` on the event
     loop the thread works for (the server's), without blocking this thread's loop."""
-    token = _anyio_locals.current_token
+    import asyncio
+
+    import anyio.from_thread
+
+    token = anyio_locals().current_token
     server_loop = token.native_token  # asyncio's loop; trio's token
     if isinstance(server_loop, asyncio.AbstractEventLoop):
         coro = t.cast(Coroutine[t.Any, t.Any, T], fn(*args))
