@@ -13,20 +13,18 @@
 
 from __future__ import annotations
 
-import asyncio.coroutines
 import collections.abc as cabc
 import contextvars
 import functools
+import importlib.util
 import os
 import sys
+import types
 import typing as t
 import weakref
 
 from . import bridge
 from . import pipeline
-from .asgi import ASGIApp
-from .asgi.wsgi_middleware import handoff_for
-from .cli import AppGroup
 from .core import typing as ft
 from .core.app import App
 from .core.app import T_shell_context_processor as T_shell_context_processor
@@ -40,10 +38,15 @@ from .core.wrappers import response_headers
 from .wsgi import WSGIApp
 
 if t.TYPE_CHECKING:
+    from importlib.machinery import ModuleSpec
+
     from _typeshed.wsgi import StartResponse
     from _typeshed.wsgi import WSGIApplication
     from _typeshed.wsgi import WSGIEnvironment
 
+    from .asgi import ASGIApp
+    from .asgi.wsgi_middleware import HandOff
+    from .cli import AppGroup
     from .core.ctx import RequestContext
     from .core.wrappers import Request
     from .core.wrappers import Response
@@ -98,9 +101,54 @@ def _mark_dispatcher(fn: t.Any) -> None:
     # ASGI servers tell ASGI 3 apps by ``asyncio.iscoroutinefunction(app.__call__)``
     # (uvicorn's "auto" interface): this marker makes ``uvicorn module:app`` and
     # ``uvicorn --factory`` take the app object as ASGI 3, while WSGI servers call it as
-    # before. (Python < 3.14 reads the marker; later versions, use ``app.asgi``.)
-    if hasattr(asyncio.coroutines, "_is_coroutine"):
-        fn._is_coroutine = asyncio.coroutines._is_coroutine
+    # before. (Python < 3.14 reads the marker; later versions, use ``app.asgi``.) The
+    # marker is asyncio's own object: until a server imports asyncio, it is set later.
+    coroutines = sys.modules.get("asyncio.coroutines")
+    if coroutines is not None:
+        _set_coroutine_marker(fn, coroutines)
+        return
+    _unmarked.add(fn)
+    if _MarkWhenAsyncioLoads not in sys.meta_path:
+        sys.meta_path.insert(0, _MarkWhenAsyncioLoads)
+
+
+def _set_coroutine_marker(fn: t.Any, coroutines: types.ModuleType) -> None:
+    if hasattr(coroutines, "_is_coroutine"):
+        fn._is_coroutine = coroutines._is_coroutine
+
+
+#: Dispatchers made before asyncio was imported, marked when it is.
+_unmarked: weakref.WeakSet[t.Any] = weakref.WeakSet()
+
+
+class _MarkWhenAsyncioLoads:
+    """A meta path finder (the class itself, never instantiated): when
+    ``asyncio.coroutines`` is first imported, it marks the :data:`_unmarked` dispatchers
+    once the module has run, and steps out of ``sys.meta_path``. Importing asyncio for
+    its marker alone would cost every WSGI process about 8 ms."""
+
+    @staticmethod
+    def find_spec(
+        name: str, path: t.Any = None, target: t.Any = None
+    ) -> ModuleSpec | None:
+        if name != "asyncio.coroutines":
+            return None
+        if _MarkWhenAsyncioLoads in sys.meta_path:
+            sys.meta_path.remove(_MarkWhenAsyncioLoads)
+        spec = importlib.util.find_spec(name)  # by the other finders
+        loader = None if spec is None else spec.loader
+        if loader is None:
+            return spec
+        run_module = loader.exec_module
+
+        def exec_module(module: types.ModuleType) -> None:
+            run_module(module)
+            for fn in list(_unmarked):
+                _set_coroutine_marker(fn, module)
+            _unmarked.clear()
+
+        loader.exec_module = exec_module  # type: ignore[method-assign]
+        return spec
 
 
 class Flask(App, metaclass=_FlaskType):
@@ -131,6 +179,8 @@ class Flask(App, metaclass=_FlaskType):
     def cli(self) -> AppGroup:
         """The click group of the app's commands: ``@app.cli.command()``. They run inside
         the app's context under the ``ctxflask`` command."""
+        from .cli import AppGroup  # click loads with the first use of the CLI
+
         # Named after the app, as in Flask (it shows in ``app.cli`` help).
         return AppGroup(self.name)
 
@@ -237,7 +287,7 @@ class Flask(App, metaclass=_FlaskType):
         """The WSGI application. Wrap this one with middleware
         (``app.wsgi_app = Middleware(app.wsgi_app)``) to keep ``app`` itself; ASGI
         requests pass it too (see :mod:`ctxflask.asgi.wsgi_middleware`)."""
-        handoff = handoff_for(self)
+        handoff = _handoff_for(self)
         if handoff is None and self._wsgi_middleware() is None:
             return self._wsgi(environ, start_response)
         # Middleware is there: as in Flask, start the response inside the request's
@@ -282,6 +332,8 @@ class Flask(App, metaclass=_FlaskType):
 
         Assign to it to add ASGI middleware: ``app.asgi = Middleware(app.asgi)``.
         """
+        from .asgi import ASGIApp  # the ASGI side (and anyio) loads with its first use
+
         return ASGIApp(self, self._wsgi_middleware)
 
     @t.overload
@@ -356,6 +408,13 @@ class Flask(App, metaclass=_FlaskType):
         options.setdefault("threaded", True)
         cli.show_server_banner(self.debug, self.name)
         run_simple(host, port, self, **options)
+
+
+def _handoff_for(app: Flask) -> HandOff | None:
+    """The ASGI request whose WSGI middleware calls ``app.wsgi_app``, if any: only once the
+    ASGI side is loaded (a WSGI server never loads it)."""
+    middleware = sys.modules.get("ctxflask.asgi.wsgi_middleware")
+    return None if middleware is None else middleware.handoff_for(app)
 
 
 # Flask's own, whatever is assigned to the class later.
