@@ -39,6 +39,14 @@ from .core.helpers import stream_request_body as stream_request_body
 from .core.helpers import stream_with_context as stream_with_context
 from .core.helpers import url_for as url_for
 from .core.json import jsonify as jsonify
+from .core.rendering import render_template as render_template
+from .core.rendering import render_template_async as render_template_async
+from .core.rendering import render_template_string as render_template_string
+from .core.rendering import render_template_string_async as render_template_string_async
+from .core.rendering import stream_template as stream_template
+from .core.rendering import stream_template_async as stream_template_async
+from .core.rendering import stream_template_string as stream_template_string
+from .core.rendering import stream_template_string_async as stream_template_string_async
 from .core.signals import appcontext_popped as appcontext_popped
 from .core.signals import appcontext_pushed as appcontext_pushed
 from .core.signals import appcontext_tearing_down as appcontext_tearing_down
@@ -49,18 +57,6 @@ from .core.signals import request_finished as request_finished
 from .core.signals import request_started as request_started
 from .core.signals import request_tearing_down as request_tearing_down
 from .core.signals import template_rendered as template_rendered
-from .core.templating import render_template as render_template
-from .core.templating import render_template_async as render_template_async
-from .core.templating import render_template_string as render_template_string
-from .core.templating import (
-    render_template_string_async as render_template_string_async,
-)
-from .core.templating import stream_template as stream_template
-from .core.templating import stream_template_async as stream_template_async
-from .core.templating import stream_template_string as stream_template_string
-from .core.templating import (
-    stream_template_string_async as stream_template_string_async,
-)
 from .core.wrappers import Request as Request
 from .core.wrappers import Response as Response
 from .flask_switch import install_as_flask as install_as_flask

@@ -52,6 +52,7 @@ from .helpers import get_debug_flag
 from .json.provider import DefaultJSONProvider
 from .json.provider import JSONProvider
 from .logging import create_logger
+from .rendering import update_context_steps
 from .responses import to_response
 from .routing import build_url
 from .routing import FormDataRoutingRedirect
@@ -62,10 +63,6 @@ from .scaffold import Scaffold
 from .scaffold import setupmethod
 from .sessions import SecureCookieSessionInterface
 from .sessions import SessionInterface
-from .templating import create_environment
-from .templating import DispatchingJinjaLoader
-from .templating import Environment
-from .templating import update_context_steps
 from .wrappers import _blueprint_chain
 from .wrappers import Request
 from .wrappers import Response
@@ -74,6 +71,8 @@ if t.TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
 
     from .blueprints import Blueprint
+    from .templating import DispatchingJinjaLoader
+    from .templating import Environment
 
 T_teardown = t.TypeVar("T_teardown", bound=ft.TeardownCallable)
 T_serving = t.TypeVar("T_serving", bound=ft.ServingCallable)
@@ -83,6 +82,16 @@ T_shell_context_processor = t.TypeVar(
 T_template_filter = t.TypeVar("T_template_filter", bound=ft.TemplateFilterCallable)
 T_template_test = t.TypeVar("T_template_test", bound=ft.TemplateTestCallable)
 T_template_global = t.TypeVar("T_template_global", bound=ft.TemplateGlobalCallable)
+
+
+class _EnvironmentClass:
+    """``App.jinja_environment`` until a subclass or an app sets its own: the core's
+    :class:`~.templating.Environment`, imported (with Jinja) when first asked for."""
+
+    def __get__(self, obj: object, owner: type | None = None) -> type[Environment]:
+        from .templating import Environment
+
+        return Environment
 
 
 class App(Scaffold):
@@ -101,7 +110,10 @@ class App(Scaffold):
     url_map_class: type[Map] = URLMap
     session_interface: SessionInterface = SecureCookieSessionInterface()
     #: The class of :attr:`jinja_env`.
-    jinja_environment: type[Environment] = Environment
+    if t.TYPE_CHECKING:
+        jinja_environment: type[Environment]
+    else:
+        jinja_environment = _EnvironmentClass()
     #: Options for the Jinja environment, read when :attr:`jinja_env` is first used.
     jinja_options: dict[str, t.Any] = {}
 
@@ -465,12 +477,16 @@ class App(Scaffold):
         :meth:`select_jinja_autoescape`, auto-reload from ``TEMPLATES_AUTO_RELOAD`` (debug
         mode when unset), and the globals ``url_for``, ``get_flashed_messages``,
         ``config``, ``request``, ``session`` and ``g``."""
+        from .templating import create_environment  # Jinja loads with the environment
+
         return create_environment(self)
 
     def create_global_jinja_loader(self) -> DispatchingJinjaLoader:
         """The loader of :attr:`jinja_env`: the app's :attr:`jinja_loader`, then each
         blueprint's. Override :attr:`jinja_loader` rather than this to change where the
         app's own templates come from."""
+        from .templating import DispatchingJinjaLoader
+
         return DispatchingJinjaLoader(self)
 
     def select_jinja_autoescape(self, filename: str | None) -> bool:

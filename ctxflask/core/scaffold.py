@@ -12,13 +12,14 @@ import typing as t
 from collections import defaultdict
 from collections.abc import Callable
 
-from jinja2 import BaseLoader
-from jinja2 import FileSystemLoader
 from werkzeug.exceptions import default_exceptions
 from werkzeug.exceptions import HTTPException
 
 from . import typing as ft
 from .helpers import get_root_path
+
+if t.TYPE_CHECKING:
+    from jinja2 import BaseLoader
 
 F = t.TypeVar("F", bound=Callable[..., t.Any])
 T_after_request = t.TypeVar("T_after_request", bound=ft.AfterRequestCallable[t.Any])
@@ -185,6 +186,8 @@ class Scaffold:
         The app's environment asks the app's loader first, then each blueprint's."""
         if self.template_folder is None:
             return None
+        from jinja2 import FileSystemLoader  # Jinja loads with the first template use
+
         return FileSystemLoader(os.path.join(self.root_path, self.template_folder))
 
     def open_resource(
