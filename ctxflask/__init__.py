@@ -7,9 +7,12 @@ and teardowns freely mixed, and the same isolation semantics everywhere.
 
 from __future__ import annotations
 
+import importlib
+import sys
+import typing as t
+
 from . import json as json
 from .app import Flask as Flask
-from .asgi import Websocket as Websocket
 from .blueprints import Blueprint as Blueprint
 from .bridge import in_thread as in_thread
 from .bridge import nonblocking as nonblocking
@@ -59,7 +62,43 @@ from .core.signals import request_tearing_down as request_tearing_down
 from .core.signals import template_rendered as template_rendered
 from .core.wrappers import Request as Request
 from .core.wrappers import Response as Response
-from .flask_switch import install_as_flask as install_as_flask
+
+if t.TYPE_CHECKING:
+    from .asgi import Websocket as Websocket
+    from .flask_switch import install_as_flask as install_as_flask
+
+# Loaded when first asked for (PEP 562): the ASGI side, with anyio, and the Flask switch,
+# with importlib.metadata, are not needed to serve WSGI.
+_LAZY = {
+    "Websocket": ".asgi",
+    "install_as_flask": ".flask_switch",
+}
+# Modules that importing ctxflask used to load, still attributes of the package.
+_SUBMODULES = ("asgi", "cli", "flask_switch")
+
+
+def __getattr__(name: str) -> t.Any:
+    if name in _SUBMODULES:
+        return importlib.import_module(f".{name}", __name__)
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module, __name__), name)
+
+
+def __dir__() -> list[str]:
+    # What it listed when everything was imported eagerly: not this module's helpers.
+    helpers = {
+        "importlib",
+        "sys",
+        "t",
+        "_LAZY",
+        "_SUBMODULES",
+        "__getattr__",
+        "__dir__",
+    }
+    return sorted({*vars(sys.modules[__name__]), *_LAZY, *_SUBMODULES} - helpers)
+
 
 __all__ = [
     "Blueprint",
