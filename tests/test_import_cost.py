@@ -18,8 +18,7 @@ NEVER_FOR_WSGI = (
     "asyncio",
     "concurrent.futures",
     "importlib.metadata",
-    "anyio.from_thread",
-    "anyio.to_thread",
+    "anyio",
     "ctxflask.cli",
     "ctxflask.asgi",
     "ctxflask.testing",
@@ -32,8 +31,8 @@ NEVER_FOR_WSGI = (
     "ctxflask.bridge.watchdog",
     "ctxflask.bridge.body",
 )
-#: Loaded by a first request (the bridge's sync driver imports them), not by the import.
-NOT_ON_IMPORT = (*NEVER_FOR_WSGI, "anyio", "ctxflask.bridge.thread_loop")
+#: Loaded by a first request (the bridge's sync driver imports it), not by the import.
+NOT_ON_IMPORT = (*NEVER_FOR_WSGI, "ctxflask.bridge.thread_loop")
 
 APP = """
 from werkzeug.test import EnvironBuilder

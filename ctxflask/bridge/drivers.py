@@ -26,8 +26,6 @@ from collections.abc import Awaitable
 from collections.abc import Callable
 from collections.abc import Generator
 
-import anyio
-
 from .callables import IN_WORKER
 from .callables import IN_WORKER_LOOP
 from .callables import NONBLOCKING
@@ -255,6 +253,8 @@ async def _run_shielded(
     before_step: Callable[[Invoke], Awaitable[None]] | None,
     async_in_thread: bool,
 ) -> T:
+    import anyio  # the async driver's only use of it: WSGI requests never load anyio
+
     # The steps wait at a shield_rest(): resume them from there, shielded.
     with anyio.CancelScope(shield=True):
         result = await run_steps_async(
