@@ -66,7 +66,7 @@ def test_arguments_of_werkzeugs_converters_are_remembered_per_path(app, client):
 
     paths = [f"/n/{i}/a/{i}" for i in range(3)] * 2
     assert [client.get(p).text for p in paths] == [f"{i} a/{i}" for i in range(3)] * 2
-    assert sorted(args["n"] for _, args in app._static_matches.values()) == [0, 1, 2]
+    assert sorted(args["n"] for _, args in app._matches.values()) == [0, 1, 2]
 
 
 def test_a_rule_with_another_converter_is_matched_every_time(app, client):
@@ -86,7 +86,7 @@ def test_a_rule_with_another_converter_is_matched_every_time(app, client):
 
     assert [client.get("/c/7").text for _ in range(3)] == ["7"] * 3
     assert calls == ["7"] * 3
-    assert app._static_matches == {}
+    assert app._matches == {}
 
 
 def test_remembered_matches_are_bounded_oldest_first(app, client, monkeypatch):
@@ -99,7 +99,7 @@ def test_remembered_matches_are_bounded_oldest_first(app, client, monkeypatch):
     assert [client.get(f"/n/{i}").text for i in range(10)] == [
         str(i) for i in range(10)
     ]
-    kept = [args["n"] for _, args in app._static_matches.values()]
+    kept = [args["n"] for _, args in app._matches.values()]
     assert kept == [6, 7, 8, 9]
     assert client.get("/n/0").text == "0"  # forgotten, matched again
 

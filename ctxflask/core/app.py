@@ -179,7 +179,8 @@ class App(Scaffold):
         self.url_map = self.url_map_class(host_matching=host_matching)
         self.subdomain_matching = subdomain_matching
         self._got_first_request = False
-        self._static_matches: dict[
+        #: Routing's remembered matches, by request line (see routing.match).
+        self._matches: dict[
             tuple[t.Any, ...], tuple[Rule, dict[str, t.Any]]
         ] = {}
 

@@ -130,7 +130,7 @@ def match(app: App, ctx: RequestContext) -> tuple[Rule, t.Mapping[str, t.Any]]:
             adapter.websocket,  # type: ignore[union-attr]
             version,
         )
-    cache = app._static_matches
+    cache = app._matches
     hit = cache.get(key)
     if hit is not None:
         return hit  # the caller copies the arguments
