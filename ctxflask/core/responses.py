@@ -45,7 +45,10 @@ def to_response(app: App, rv: ft.ResponseReturnValue | BaseException) -> Respons
             " returned None or ended without a return statement. Fix: return a"
             " string, dict, list, tuple or response object."
         )
-    if type(rv) is not response_class and not isinstance(rv, response_class):
+    if type(rv) is dict or type(rv) is list:
+        # The usual JSON return, told before the abstract base classes' checks below.
+        rv = app.json.response(rv)
+    elif type(rv) is not response_class and not isinstance(rv, response_class):
         if isinstance(rv, (str, bytes, bytearray, cabc.Iterator, cabc.AsyncIterator)):
             rv = response_class(rv, status=status, headers=headers)  # type: ignore[arg-type]
             status = headers = None
