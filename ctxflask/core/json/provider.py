@@ -196,13 +196,19 @@ class DefaultJSONProvider(JSONProvider):
         debug mode; otherwise it has no optional whitespace. It always ends with a newline,
         so it displays cleanly in terminals.
         """
-        obj = self._prepare_response_obj(args, kwargs)
+        # One value, as a view's dict or list is: sent as itself.
+        if len(args) == 1 and not kwargs:
+            obj = args[0]
+        else:
+            obj = self._prepare_response_obj(args, kwargs)
+        app = self._app
+        compact = self.compact
         # Only an explicit ``False`` (or ``None`` in debug mode) asks for readable output.
-        if self.compact is False or (self.compact is None and self._app.debug):
+        if compact is False or (compact is None and app.debug):
             body = self.dumps(obj, indent=2)
         else:
             body = self._dumps_compact(obj)
-        response_class = self._app.response_class
+        response_class = app.response_class
         # A werkzeug response class (no _fast_init) takes the general constructor.
         if getattr(response_class, "_fast_init", False):
             return response_class._from_bytes(f"{body}\n".encode(), self.mimetype)
