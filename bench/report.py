@@ -550,12 +550,13 @@ def versions_line(data: dict[str, dict[str, Any]]) -> str:
     versions: dict[str, str] = {}
     for figures in data.values():
         versions.update(figures.get("versions", {}))
-    # The benchmarks' names for ctxflask's settings and wrappers are not distributions.
+    # The benchmarks' names for ctxflask's settings and wrappers, and the raw apps, are
+    # not distributions.
     aliases = ("ctxflask-", "flask-wsgitoasgi")
     return ", ".join(
         f"{name} {version}"
         for name, version in sorted(versions.items())
-        if version != "unknown" and not name.startswith(aliases)
+        if version and version != "unknown" and not name.startswith(aliases)
     )
 
 
