@@ -14,6 +14,7 @@ from werkzeug.wrappers import Request as WerkzeugRequest
 from ctxflask import g
 from ctxflask import request
 from ctxflask.core import routing
+from ctxflask.core.wrappers import request_from_environ
 from ctxflask.wrappers import Request
 from ctxflask.wrappers import Response
 from ctxflask.wrappers import response_headers
@@ -168,3 +169,40 @@ def test_body_reading_equals_werkzeugs(headers):
         )
 
     assert seen(Request(environ())) == seen(WerkzeugRequest(environ()))
+
+
+def _environs():
+    base = EnvironBuilder("/p/ä/x", "http://example.test/app", query_string="a=1&b=é")
+    yield base.get_environ()
+    env = EnvironBuilder("/plain", headers={"X-A": "1"}).get_environ()
+    yield env
+    unix = dict(env, SERVER_PORT="")  # a unix socket: no port
+    yield unix
+    bare = dict(env)
+    for key in ("SERVER_NAME", "SCRIPT_NAME", "QUERY_STRING", "REMOTE_ADDR"):
+        bare.pop(key, None)
+    yield bare
+    yield dict(env, PATH_INFO="", REQUEST_METHOD="post", SCRIPT_NAME="/root/")
+
+
+@pytest.mark.parametrize("environ", list(_environs()))
+def test_a_request_made_from_an_environ_equals_werkzeugs(environ):
+    def seen(request):
+        return (
+            request.method,
+            request.scheme,
+            request.server,
+            request.root_path,
+            request.path,
+            request.query_string,
+            request.args,
+            list(request.headers),
+            request.remote_addr,
+            request.url,
+            request.shallow,
+            request.environ["werkzeug.request"] is request,
+        )
+
+    made = request_from_environ(Request, dict(environ))
+    assert type(made) is Request
+    assert seen(made) == seen(Request(dict(environ)))

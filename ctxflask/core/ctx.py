@@ -33,6 +33,8 @@ from .signals import appcontext_pushed
 from .signals import appcontext_tearing_down
 from .signals import request_tearing_down
 from .signals import send_steps
+from .wrappers import Request
+from .wrappers import request_from_environ
 
 if t.TYPE_CHECKING:
     from _typeshed.wsgi import WSGIEnvironment
@@ -42,7 +44,6 @@ if t.TYPE_CHECKING:
     from .app import App
     from .sessions import SessionMixin
     from .typing import AfterRequestCallable
-    from .wrappers import Request
 
 F = t.TypeVar("F", bound=Callable[..., t.Any])
 
@@ -226,7 +227,11 @@ class RequestContext(_PushedInWith):
     ) -> None:
         self.app = app
         if request is None:
-            request = app.request_class(environ)
+            cls = app.request_class
+            if cls.__init__ is _Request.__init__ and issubclass(cls, Request):
+                request = request_from_environ(cls, environ)
+            else:
+                request = cls(environ)
             request.json_module = app.json
         self.request: Request = request
         # With the default binding, matching can do without an adapter: it is built

@@ -8,11 +8,13 @@ import typing as t
 from collections.abc import AsyncGenerator
 from collections.abc import AsyncIterator
 
+from werkzeug.datastructures import EnvironHeaders
 from werkzeug.datastructures import Headers
 from werkzeug.exceptions import BadRequest
 from werkzeug.exceptions import HTTPException
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.http import parse_options_header
+from werkzeug.sansio.request import Request as _SansIORequest
 from werkzeug.sansio.utils import get_content_length
 from werkzeug.utils import cached_property
 from werkzeug.utils import get_content_type
@@ -540,6 +542,42 @@ class Response(_WerkzeugResponse):
 
 
 _get_wsgi_headers = Response.get_wsgi_headers
+
+
+def request_from_environ(cls: type[Request], environ: WSGIEnvironment) -> Request:
+    """``cls(environ)`` for a class that keeps werkzeug's ``__init__``, made without its
+    general decoding where the environ needs none: every WSGI request is made so. A
+    test compares the two."""
+    request = cls.__new__(cls)
+    name = environ.get("SERVER_NAME")
+    server: tuple[str, int | None] | None = None
+    if name is not None:
+        try:
+            server = (name, int(environ.get("SERVER_PORT")))  # type: ignore[arg-type]
+        except (TypeError, ValueError):  # a unix socket
+            server = (name, None)
+    root_path = environ.get("SCRIPT_NAME") or ""
+    path = environ.get("PATH_INFO") or ""
+    _SansIORequest.__init__(
+        request,
+        method=environ.get("REQUEST_METHOD", "GET"),
+        scheme=environ.get("wsgi.url_scheme", "http"),
+        server=server,
+        root_path=root_path if root_path.isascii() else _wsgi_str(root_path),
+        path=path if path.isascii() else _wsgi_str(path),
+        query_string=environ.get("QUERY_STRING", "").encode("latin1"),
+        headers=EnvironHeaders(environ),
+        remote_addr=environ.get("REMOTE_ADDR"),
+    )
+    request.environ = environ
+    request.shallow = False
+    environ["werkzeug.request"] = request
+    return request
+
+
+def _wsgi_str(value: str) -> str:
+    # WSGI passes bytes as latin-1 strings; URLs are UTF-8 (werkzeug's decoding).
+    return value.encode("latin1").decode(errors="replace")
 
 
 def sends_body(method: str, code: int) -> bool:
