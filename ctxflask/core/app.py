@@ -180,9 +180,7 @@ class App(Scaffold):
         self.subdomain_matching = subdomain_matching
         self._got_first_request = False
         #: Routing's remembered matches, by request line (see routing.match).
-        self._matches: dict[
-            tuple[t.Any, ...], tuple[Rule, dict[str, t.Any]]
-        ] = {}
+        self._matches: dict[tuple[t.Any, ...], tuple[Rule, dict[str, t.Any]]] = {}
 
         if self.has_static_folder:
             if bool(static_host) != host_matching:
