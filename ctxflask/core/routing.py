@@ -28,6 +28,7 @@ from werkzeug.sansio.utils import get_host as _sansio_get_host
 
 from .globals import _cv_app
 from .globals import _cv_request
+from .wrappers import wsgi_str
 
 if t.TYPE_CHECKING:
     from .app import App
@@ -147,11 +148,8 @@ def match(app: App, ctx: RequestContext) -> tuple[Rule, t.Mapping[str, t.Any]]:
     return rule, args
 
 
-def _wsgi_str(value: str | None) -> str | None:
-    # WSGI passes bytes as latin-1 strings; URLs are UTF-8.
-    if value is None:
-        return None
-    return value.encode("latin1").decode(errors="replace")
+def _optional_wsgi_str(value: str | None) -> str | None:
+    return None if value is None else wsgi_str(value)
 
 
 _server_names: dict[tuple[t.Any, ...], tuple[str, str]] = {}
@@ -200,9 +198,9 @@ def bind_to_request(url_map: Map, request: Request) -> MapAdapter:
         environ = request.environ
         method = environ["REQUEST_METHOD"]
         scheme = environ["wsgi.url_scheme"]
-        script_name = _wsgi_str(environ.get("SCRIPT_NAME"))
-        path_info = _wsgi_str(environ.get("PATH_INFO"))
-        query = _wsgi_str(environ.get("QUERY_STRING"))
+        script_name = _optional_wsgi_str(environ.get("SCRIPT_NAME"))
+        path_info = _optional_wsgi_str(environ.get("PATH_INFO"))
+        query = _optional_wsgi_str(environ.get("QUERY_STRING"))
     else:  # the same values, from where the environ would be built from
         method, scheme, script_name, path_info, query = source.url_parts()
     upgrade = request._environ_get("HTTP_UPGRADE")

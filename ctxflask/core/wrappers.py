@@ -563,8 +563,8 @@ def request_from_environ(cls: type[Request], environ: WSGIEnvironment) -> Reques
         method=environ.get("REQUEST_METHOD", "GET"),
         scheme=environ.get("wsgi.url_scheme", "http"),
         server=server,
-        root_path=root_path if root_path.isascii() else _wsgi_str(root_path),
-        path=path if path.isascii() else _wsgi_str(path),
+        root_path=wsgi_str(root_path),
+        path=wsgi_str(path),
         query_string=environ.get("QUERY_STRING", "").encode("latin1"),
         headers=EnvironHeaders(environ),
         remote_addr=environ.get("REMOTE_ADDR"),
@@ -575,8 +575,11 @@ def request_from_environ(cls: type[Request], environ: WSGIEnvironment) -> Reques
     return request
 
 
-def _wsgi_str(value: str) -> str:
-    # WSGI passes bytes as latin-1 strings; URLs are UTF-8 (werkzeug's decoding).
+def wsgi_str(value: str) -> str:
+    """A WSGI string (bytes as latin-1) as the UTF-8 text it holds, as werkzeug decodes
+    paths; ASCII, the usual case, is the same either way."""
+    if value.isascii():
+        return value
     return value.encode("latin1").decode(errors="replace")
 
 
