@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import typing as t
 
-from werkzeug.wrappers import Request as _WerkzeugRequest
-
 from .. import bridge
 from .. import pipeline
 from ..core.app import App
 from ..core.ctx import RequestContext
+from ..core.wrappers import builds_like_werkzeug
 from ..core.wrappers import Request
 from .http import HTTPConnection
 from .lifespan import Lifespan
@@ -103,8 +102,7 @@ class ASGIApp:
             fast = self._fast_requests = (
                 cls,
                 type(app).request_context is App.request_context
-                and cls.__init__ is _WerkzeugRequest.__init__
-                and issubclass(cls, Request),
+                and builds_like_werkzeug(cls),
             )
         if fast[1]:
             request = request_from_scope(cls, source)

@@ -33,7 +33,7 @@ from .signals import appcontext_pushed
 from .signals import appcontext_tearing_down
 from .signals import request_tearing_down
 from .signals import send_steps
-from .wrappers import Request
+from .wrappers import builds_like_werkzeug
 from .wrappers import request_from_environ
 
 if t.TYPE_CHECKING:
@@ -44,6 +44,7 @@ if t.TYPE_CHECKING:
     from .app import App
     from .sessions import SessionMixin
     from .typing import AfterRequestCallable
+    from .wrappers import Request
 
 F = t.TypeVar("F", bound=Callable[..., t.Any])
 
@@ -228,7 +229,7 @@ class RequestContext(_PushedInWith):
         self.app = app
         if request is None:
             cls = app.request_class
-            if cls.__init__ is _Request.__init__ and issubclass(cls, Request):
+            if builds_like_werkzeug(cls):
                 request = request_from_environ(cls, environ)
             else:
                 request = cls(environ)

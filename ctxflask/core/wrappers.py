@@ -544,6 +544,13 @@ class Response(_WerkzeugResponse):
 _get_wsgi_headers = Response.get_wsgi_headers
 
 
+def builds_like_werkzeug(cls: type[_WerkzeugRequest]) -> bool:
+    """Whether ``cls`` is a ctxflask request class that keeps werkzeug's ``__init__``, so
+    that :func:`request_from_environ` (or, under ASGI, ``request_from_scope``) may make
+    its requests."""
+    return cls.__init__ is _WerkzeugRequest.__init__ and issubclass(cls, Request)
+
+
 def request_from_environ(cls: type[Request], environ: WSGIEnvironment) -> Request:
     """``cls(environ)`` for a class that keeps werkzeug's ``__init__``, made without its
     general decoding where the environ needs none: every WSGI request is made so. A
