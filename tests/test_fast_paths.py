@@ -206,3 +206,25 @@ def test_a_request_made_from_an_environ_equals_werkzeugs(environ):
     made = request_from_environ(Request, dict(environ))
     assert type(made) is Request
     assert seen(made) == seen(Request(dict(environ)))
+
+
+def test_a_request_class_with_its_own_init_is_made_by_it_under_wsgi(app):
+    # WSGI's twin of test_scope_requests' ASGI test: the shortcut is for classes that
+    # keep werkzeug's constructor only.
+    made = []
+
+    class Counting(Request):
+        def __init__(self, environ, *args, **kwargs):
+            super().__init__(environ, *args, **kwargs)
+            made.append(environ["PATH_INFO"])
+
+    app.request_class = Counting
+
+    @app.get("/")
+    def index():
+        return type(request._get_current_object()).__name__
+
+    environ = EnvironBuilder("/").get_environ()
+    body = app(environ, lambda status, headers, exc_info=None: None)
+    assert b"".join(body) == b"Counting"
+    assert made == ["/"]
