@@ -88,10 +88,7 @@ class DisconnectProbe(t.Protocol):
 
 def _read_to_limit(stream: LimitedStream) -> bytes:
     """What is left of ``stream``, up to its limit."""
-    first = stream.read(stream.limit - stream.tell())
-    if stream.is_exhausted or not first:
-        return first
-    parts = [first]
+    parts = []
     while not stream.is_exhausted:
         chunk = stream.read(stream.limit - stream.tell())
         if not chunk:
@@ -361,22 +358,13 @@ class Request(_WerkzeugRequest):
         ends where the client stopped sending, and werkzeug then trusts it).
         """
         environ = self.environ
-        if self._source is None and not self.shallow:
-            length = self.content_length
-            if length is not None and "wsgi.input_terminated" not in environ:
-                # The usual body: what werkzeug's stream is then, made directly.
-                limit = self.max_content_length
-                if limit is not None and length > limit:
-                    raise RequestEntityTooLarge()
-                return t.cast(t.IO[bytes], LimitedStream(environ["wsgi.input"], length))
-        if self._source is None and self.environ.get("wsgi.input_terminated"):
-            # A WSGI server that ends the input itself.
-            body = self.environ["wsgi.input"]
-            length = self.content_length
-            if (
-                length is not None
-                and not isinstance(body, AsyncBody)  # which knows its own end
-                and not self.shallow
+        length = None if self._source is not None else self.content_length
+        if length is not None and not self.shallow:
+            body = environ["wsgi.input"]
+            # The usual body (werkzeug's stream, made directly), and that of a server
+            # that ends the input itself; an ASGI body knows its own end.
+            if "wsgi.input_terminated" not in environ or (
+                environ["wsgi.input_terminated"] and not isinstance(body, AsyncBody)
             ):
                 limit = self.max_content_length
                 if limit is not None and length > limit:
@@ -386,9 +374,9 @@ class Request(_WerkzeugRequest):
         if (
             limit is not None
             and self.content_length is None
-            and self.environ.get("wsgi.input_terminated")
+            and environ.get("wsgi.input_terminated")
         ):
-            return t.cast(t.IO[bytes], _BoundedBody(self.environ["wsgi.input"], limit))
+            return t.cast(t.IO[bytes], _BoundedBody(environ["wsgi.input"], limit))
         return super().stream
 
     def get_data(  # type: ignore[override]
