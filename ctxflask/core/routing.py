@@ -90,7 +90,8 @@ _PURE_CONVERTERS = frozenset(
 
 
 def _is_pure(rule: Rule) -> bool:
-    """Whether the same path always gives ``rule`` the same arguments."""
+    """Whether the same path always gives ``rule`` the same arguments (a rule without
+    arguments too)."""
     return all(type(c) in _PURE_CONVERTERS for c in rule._converters.values())
 
 
@@ -138,7 +139,7 @@ def match(app: App, ctx: RequestContext) -> tuple[Rule, t.Mapping[str, t.Any]]:
     if ctx._url_adapter is UNBUILT:  # the default binding: bind it directly
         ctx._url_adapter = bind_to_request(app.url_map, ctx.request)
     rule, args = ctx.url_adapter.match(return_rule=True)  # type: ignore[union-attr]
-    if not rule.arguments or _is_pure(rule):
+    if _is_pure(rule):
         if len(cache) >= MATCHES_KEPT:
             try:
                 del cache[next(iter(cache))]

@@ -196,11 +196,7 @@ class DefaultJSONProvider(JSONProvider):
         debug mode; otherwise it has no optional whitespace. It always ends with a newline,
         so it displays cleanly in terminals.
         """
-        # One value, as a view's dict or list is: sent as itself.
-        if len(args) == 1 and not kwargs:
-            obj = args[0]
-        else:
-            obj = self._prepare_response_obj(args, kwargs)
+        obj = self._prepare_response_obj(args, kwargs)
         app = self._app
         compact = self.compact
         # Only an explicit ``False`` (or ``None`` in debug mode) asks for readable output.
