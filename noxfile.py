@@ -46,11 +46,12 @@ def bench(session: nox.Session) -> None:
     rounds. Pass options after ``--``, e.g. ``nox -s bench -- --quick``; a first word
     names another benchmark: ``asgi`` (in-process ASGI), ``server`` (uvicorn, gunicorn
     and granian, one worker each), ``imports`` (import time), ``memory`` (RSS of a
-    uvicorn worker) or ``report`` (all of them, writing bench/results.md and
+    uvicorn worker), ``breakdown`` (the parts of a request's cost, each timed alone) or
+    ``report`` (all of them but the breakdown, writing bench/results.md and
     bench/results.png), e.g. ``nox -s bench -- server --quick``."""
     session.install("-e", ".[bench]")
     args = list(session.posargs)
-    others = ("asgi", "server", "imports", "memory", "report")
+    others = ("asgi", "server", "imports", "memory", "breakdown", "report")
     module = args.pop(0) if args[:1] and args[0] in others else "inprocess"
     session.run("python", "-m", f"bench.{module}", *args)
 
