@@ -334,6 +334,77 @@ def test_request_globals_in_an_app_context_only_still_raise(app_ctx):
     assert str(info.value).startswith("Working outside of request context.\n\n")
 
 
+class _Strict:
+    """A proxied object whose lookups fail in the ways the proxies must pass on."""
+
+    value = "v"
+
+    @property
+    def missing_key(self):
+        raise KeyError("a LookupError from the object, not an unbound proxy")
+
+    @property
+    def gone(self):
+        raise AttributeError("gone")
+
+
+_PROXY_USES = {
+    "public": lambda p: p.value,
+    "missing": lambda p: p.nothing_here,
+    "empty name": lambda p: getattr(p, ""),
+    "lookup error": lambda p: p.missing_key,
+    "attribute error": lambda p: p.gone,
+    "hasattr": lambda p: (hasattr(p, "value"), hasattr(p, "nothing_here")),
+    "current object": lambda p: p._get_current_object(),
+    "class": lambda p: p.__class__.__name__,  # unbound: the proxy type, of one name
+    "isinstance": lambda p: isinstance(p, _Strict),
+    "repr": repr,
+    "bool": bool,
+    "dir": lambda p: "value" in dir(p),
+    "wrapped": lambda p: type(p.__wrapped__),
+}
+
+
+def _used(proxy, use):
+    try:
+        return use(proxy)
+    except Exception as e:
+        return type(e), str(e)
+
+
+@pytest.mark.parametrize("bound", [True, False], ids=["bound", "unbound"])
+@pytest.mark.parametrize("name", [None, "inner"])
+def test_the_proxies_behave_as_werkzeugs_local_proxy(bound, name):
+    from werkzeug.local import LocalProxy
+
+    from ctxflask.core.globals import _proxy
+
+    var: ContextVar[t.Any] = ContextVar("proxied")
+    ours = _proxy(var, name, "unbound here")
+    theirs = LocalProxy(var, name, unbound_message="unbound here")
+    assert isinstance(ours, LocalProxy)
+    assert type(ours).__name__ == "LocalProxy"
+    if bound:
+        holder = type("Holder", (), {"inner": _Strict()})()
+        var.set(holder if name else _Strict())
+    for what, use in _PROXY_USES.items():
+        assert _used(ours, use) == _used(theirs, use), what
+
+
+def test_every_context_proxy_is_a_local_proxy(app):
+    from werkzeug.local import LocalProxy
+
+    from ctxflask import globals as names
+
+    proxies = ("app_ctx", "current_app", "g", "request_ctx", "request", "session")
+    with app.test_request_context("/p", method="POST"):
+        for name in proxies:
+            assert isinstance(getattr(names, name), LocalProxy), name
+        assert (request.method, request.path) == ("POST", "/p")
+        assert current_app.name == app.name
+        assert request_ctx.request is request._get_current_object()
+
+
 def test_has_context_functions(app):
     assert (has_app_context(), has_request_context()) == (False, False)
     with app.app_context():

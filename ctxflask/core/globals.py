@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import typing as t
 from contextvars import ContextVar
+from operator import attrgetter
 
 from werkzeug.local import LocalProxy
 
@@ -59,24 +60,41 @@ Fix: use `websocket` only in functions registered with `@app.websocket(...)` and
 _cv_app: ContextVar[AppContext] = ContextVar("ctxflask.app_ctx")
 _cv_request: ContextVar[RequestContext] = ContextVar("ctxflask.request_ctx")
 
-app_ctx: AppContext = LocalProxy(  # type: ignore[assignment]
-    _cv_app, unbound_message=_no_app_msg
-)
-current_app: Flask = LocalProxy(  # type: ignore[assignment]
-    _cv_app, "app", unbound_message=_no_app_msg
-)
-g: _AppCtxGlobals = LocalProxy(  # type: ignore[assignment]
-    _cv_app, "g", unbound_message=_no_app_msg
-)
-request_ctx: RequestContext = LocalProxy(  # type: ignore[assignment]
-    _cv_request, unbound_message=_no_req_msg
-)
-request: Request = LocalProxy(  # type: ignore[assignment]
-    _cv_request, "request", unbound_message=_no_req_msg
-)
-session: SessionMixin = LocalProxy(  # type: ignore[assignment]
-    _cv_request, "session", unbound_message=_no_req_msg
-)
-websocket: Websocket = LocalProxy(  # type: ignore[assignment]
-    _cv_request, "websocket", unbound_message=_no_ws_msg
-)
+
+def _proxy(var: ContextVar[t.Any], name: str | None, unbound_message: str) -> t.Any:
+    """werkzeug's :class:`~werkzeug.local.LocalProxy` of ``var`` (of its attribute
+    ``name``), whose public attributes are read in one call.
+
+    A ``LocalProxy`` reaches them through ``__getattr__``, after the normal lookup on the
+    proxy has failed: most of a microsecond per ``request.method``. Its own names, the
+    dunder and private ones, and everything while unbound, go through ``LocalProxy``
+    unchanged; each proxy's class is a ``LocalProxy`` subclass of the same name.
+    """
+    pick = attrgetter(name) if name is not None else None
+    lookup = object.__getattribute__
+
+    def __getattribute__(self: LocalProxy[t.Any], attr: str) -> t.Any:
+        if attr[:1] != "_":  # LocalProxy itself has no public names
+            try:
+                obj = var.get()
+            except LookupError:
+                pass  # unbound: LocalProxy raises its RuntimeError
+            else:
+                return getattr(obj if pick is None else pick(obj), attr)
+        return lookup(self, attr)
+
+    cls = type(
+        "LocalProxy",
+        (LocalProxy,),
+        {"__slots__": (), "__getattribute__": __getattribute__, "__module__": __name__},
+    )
+    return cls(var, name, unbound_message=unbound_message)
+
+
+app_ctx: AppContext = _proxy(_cv_app, None, _no_app_msg)
+current_app: Flask = _proxy(_cv_app, "app", _no_app_msg)
+g: _AppCtxGlobals = _proxy(_cv_app, "g", _no_app_msg)
+request_ctx: RequestContext = _proxy(_cv_request, None, _no_req_msg)
+request: Request = _proxy(_cv_request, "request", _no_req_msg)
+session: SessionMixin = _proxy(_cv_request, "session", _no_req_msg)
+websocket: Websocket = _proxy(_cv_request, "websocket", _no_ws_msg)
