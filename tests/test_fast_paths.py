@@ -6,9 +6,11 @@ from __future__ import annotations
 import io
 
 import pytest
+from werkzeug.exceptions import ClientDisconnected
 from werkzeug.routing import Rule
 from werkzeug.routing.converters import IntegerConverter
 from werkzeug.test import EnvironBuilder
+from werkzeug.utils import cached_property
 from werkzeug.wrappers import Request as WerkzeugRequest
 
 from ctxflask import g
@@ -140,7 +142,31 @@ BODY_HEADERS = [
     {"Content-Length": "12", "Transfer-Encoding": "chunked"},
     {"Content-Type": "APPLICATION/Vnd.A+JSON ; q=1"},
     {},
+    {"Content-Length": "0"},
+    {"Content-Length": " 7\t"},
+    {"Content-Length": "007"},
+    {"Content-Length": "+7"},
+    {"Content-Length": "\u00b2"},  # a digit to str.isdigit, not to HTTP
+    {"Content-Length": "15"},  # the whole input
+    {"Content-Length": "20"},  # more than the input holds: the client left
 ]
+
+
+class _FailingInput(io.BytesIO):
+    """An input whose reads fail, as a socket reset mid-body does."""
+
+    def read(self, size=-1):
+        raise OSError("connection reset")
+
+    readinto = read  # type: ignore[assignment]
+
+
+def _outcome(read):
+    """What ``read()`` returns, or the type of what it raises."""
+    try:
+        return read()
+    except Exception as e:
+        return type(e)
 
 
 @pytest.mark.parametrize("headers", BODY_HEADERS)
@@ -162,13 +188,41 @@ def test_body_reading_equals_werkzeugs(headers):
             request.content_length,
             request.mimetype,
             request.mimetype_params,
-            request.get_data(cache=False),
-            request.get_data(as_text=True),
-            request.get_data(),
-            request.stream.read(),
+            _outcome(lambda: request.get_data(cache=False)),
+            _outcome(lambda: request.get_data(as_text=True)),
+            _outcome(request.get_data),
+            _outcome(request.stream.read),
         )
 
-    assert seen(Request(environ())) == seen(WerkzeugRequest(environ()))
+    def stream_after_data(request):
+        # The stream asked for after the body was read: at its end, of the same limit.
+        data = _outcome(request.get_data)
+        stream = request.stream
+        return data, type(stream), getattr(stream, "limit", None), _outcome(stream.read)
+
+    for look in (seen, stream_after_data):
+        assert look(Request(environ())) == look(WerkzeugRequest(environ()))
+
+
+def test_a_failing_input_is_a_client_that_left_as_in_werkzeug():
+    def environ():
+        env = EnvironBuilder("/", method="POST", data=b"0123456789").get_environ()
+        env["wsgi.input"] = _FailingInput(b"0123456789")
+        return env
+
+    for cls in (Request, WerkzeugRequest):
+        assert _outcome(cls(environ()).get_data) is ClientDisconnected
+
+
+def test_get_data_reads_through_a_subclass_stream():
+    class Upper(Request):
+        @cached_property
+        def stream(self):
+            return io.BytesIO(self.environ["wsgi.input"].read().upper())
+
+    env = EnvironBuilder("/", method="POST", data=b"quiet").get_environ()
+    request = Upper(env)
+    assert request.get_data() == b"QUIET"
 
 
 def _environs():

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from werkzeug.datastructures import EnvironHeaders
 from werkzeug.datastructures import Headers
 from werkzeug.exceptions import BadRequest
+from werkzeug.exceptions import ClientDisconnected
 from werkzeug.exceptions import HTTPException
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.http import parse_options_header
@@ -97,6 +98,23 @@ def _read_to_limit(stream: LimitedStream) -> bytes:
     return b"".join(parts)
 
 
+def _read_declared(body: t.IO[bytes], length: int) -> bytes:
+    """``length`` bytes read from ``body``; a body that ends or fails sooner means the
+    client left (400), as werkzeug's stream of a declared length tells it."""
+    parts = []
+    remaining = length
+    while remaining > 0:
+        try:
+            chunk = body.read(remaining)
+        except (OSError, ValueError) as e:
+            raise ClientDisconnected() from e
+        if not chunk:
+            raise ClientDisconnected()
+        parts.append(chunk)
+        remaining -= len(chunk)
+    return b"".join(parts) if len(parts) != 1 else parts[0]
+
+
 class Request(_WerkzeugRequest):
     """The request object of ctxflask, available as :data:`ctxflask.request`.
 
@@ -161,19 +179,30 @@ class Request(_WerkzeugRequest):
     def content_length(self) -> int | None:
         """The declared body length (``Content-Length``); ``None`` if absent or with
         ``Transfer-Encoding: chunked``, 0 if invalid, as werkzeug reads it."""
-        # werkzeug reads both headers through ``self.headers``, built for it.
+        # werkzeug reads both headers through ``self.headers``, built for it. The usual
+        # value, plain digits without Transfer-Encoding, is read here directly.
+        environ = self._environ
+        if environ is not None and "HTTP_TRANSFER_ENCODING" not in environ:
+            value = environ.get("CONTENT_LENGTH")
+            if value is None:
+                return None
+            if value.isdigit() and value.isascii():
+                return int(value)
         return get_content_length(
             self._environ_get("CONTENT_LENGTH"),
             self._environ_get("HTTP_TRANSFER_ENCODING"),
         )
 
     def _parse_content_type(self) -> None:
-        if self._source is None and not hasattr(self, "_parsed_content_type"):
-            # What werkzeug parses, from the environ without building its headers.
-            self._parsed_content_type = parse_options_header(
-                self.environ.get("CONTENT_TYPE", "")
+        if "_parsed_content_type" not in self.__dict__:
+            # What werkzeug parses; under WSGI from the environ, without building headers.
+            environ = self._environ
+            value = (
+                self.headers.get("Content-Type", "")
+                if environ is None
+                else environ.get("CONTENT_TYPE", "")
             )
-        super()._parse_content_type()
+            self._parsed_content_type = parse_options_header(value)
 
     # The two below are read on every request: under ASGI, without a further call.
 
@@ -357,19 +386,13 @@ class Request(_WerkzeugRequest):
         ends the input itself (``wsgi.input_terminated``, as gunicorn does: its input
         ends where the client stopped sending, and werkzeug then trusts it).
         """
+        declared = self._declared_body()
+        if declared is not None:
+            stream = LimitedStream(*declared)
+            if self._body_read:  # by get_data: at its end, as werkzeug leaves it
+                stream._pos = stream.limit
+            return t.cast(t.IO[bytes], stream)
         environ = self.environ
-        length = None if self._source is not None else self.content_length
-        if length is not None and not self.shallow:
-            body = environ["wsgi.input"]
-            # The usual body (werkzeug's stream, made directly), and that of a server
-            # that ends the input itself; an ASGI body knows its own end.
-            if "wsgi.input_terminated" not in environ or (
-                environ["wsgi.input_terminated"] and not isinstance(body, AsyncBody)
-            ):
-                limit = self.max_content_length
-                if limit is not None and length > limit:
-                    raise RequestEntityTooLarge()
-                return t.cast(t.IO[bytes], LimitedStream(body, length))
         limit = self.max_content_length
         if (
             limit is not None
@@ -379,16 +402,53 @@ class Request(_WerkzeugRequest):
             return t.cast(t.IO[bytes], _BoundedBody(environ["wsgi.input"], limit))
         return super().stream
 
+    #: Whether :meth:`get_data` read the body from the input without making the stream.
+    _body_read = False
+
+    def _declared_body(self) -> tuple[t.IO[bytes], int] | None:
+        """The input and length of a WSGI body read to its declared length (the usual
+        body, and that of a server that ends the input itself); 413 if that length is
+        over the limit. ``None`` for any other body (an ASGI body knows its own end)."""
+        if self._source is not None or self.shallow:
+            return None
+        length = self.content_length
+        if length is None:
+            return None
+        environ = self.environ
+        body = environ["wsgi.input"]
+        if "wsgi.input_terminated" in environ and not (
+            environ["wsgi.input_terminated"] and not isinstance(body, AsyncBody)
+        ):
+            return None
+        limit = self.max_content_length
+        if limit is not None and length > limit:
+            raise RequestEntityTooLarge()
+        return body, length
+
     def get_data(  # type: ignore[override]
         self, cache: bool = True, as_text: bool = False, parse_form_data: bool = False
     ) -> bytes | str:
         """The body as bytes (or text); see werkzeug's ``Request.get_data``."""
         if getattr(self, "_cached_data", None) is None and not parse_form_data:
-            stream: t.Any = self.stream
-            if type(stream) is LimitedStream and not stream._limit_is_max:
-                # A body of declared length: read in as few reads as it takes, not
-                # werkzeug's 64 KiB rounds (the same bytes; a short body still raises).
-                rv = _read_to_limit(stream)
+            rv: bytes | None = None
+            if (
+                "stream" not in self.__dict__
+                and not self._body_read
+                and type(self).stream is _stream_property
+            ):
+                # A body of declared length is read from the input, without the stream
+                # werkzeug would make for it (made if asked for later, read to its end).
+                declared = self._declared_body()
+                if declared is not None:
+                    rv = _read_declared(*declared)
+                    self._body_read = True
+            else:
+                stream: t.Any = self.stream
+                if type(stream) is LimitedStream and not stream._limit_is_max:
+                    # Read in as few reads as it takes, not werkzeug's 64 KiB rounds
+                    # (the same bytes; a short body still raises).
+                    rv = _read_to_limit(stream)
+            if rv is not None:
                 if cache:
                     self._cached_data = rv
                 return rv.decode(errors="replace") if as_text else rv
@@ -403,13 +463,31 @@ class Request(_WerkzeugRequest):
         the stack in use: some 950 levels by default; a "JSON bomb") fails as invalid
         JSON does, with 400 (or ``None`` when ``silent``), not a ``RecursionError``.
         """
+        if cache:
+            cached = self._cached_json[silent]
+            if cached is not Ellipsis:
+                return cached
+        if not (force or self.is_json):
+            return None if silent else self.on_json_loading_failed(None)
+        data = self.get_data(cache=cache)
         try:
-            return super().get_json(force=force, silent=silent, cache=cache)
+            rv = self.json_module.loads(data)
+        except ValueError as e:
+            return self._json_failed(e, silent, cache)
         except RecursionError:
-            pass  # handled here, once the parser's frames are gone
+            pass  # handled below, once the parser's frames are gone
+        else:
+            if cache:
+                self._cached_json = (rv, rv)
+            return rv
         error = ValueError("The JSON document is nested too deeply.")
+        return self._json_failed(error, silent, cache)
+
+    def _json_failed(self, error: ValueError, silent: bool, cache: bool) -> t.Any:
+        """:meth:`get_json`'s answer to a body that is not valid JSON; as werkzeug's, it is
+        kept (per ``silent``) when ``cache`` is set."""
         rv = None if silent else self.on_json_loading_failed(error)
-        if cache:  # as werkzeug keeps a failure's value, per ``silent``
+        if cache:
             normal, quiet = self._cached_json
             self._cached_json = (normal, rv) if silent else (rv, quiet)
         return rv
@@ -426,6 +504,9 @@ class Request(_WerkzeugRequest):
             if ctx is not None and ctx.app.debug:
                 raise
             raise BadRequest() from error
+
+
+_stream_property = Request.__dict__["stream"]
 
 
 class _BoundedBody(io.RawIOBase):
