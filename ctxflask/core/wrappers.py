@@ -162,15 +162,19 @@ class Request(_WerkzeugRequest):
     def _routing_headers(self) -> tuple[str | None, str | None, str | None]:
         """The Host, Upgrade and Connection headers as the environ has them (under ASGI,
         without building it)."""
-        get = self._environ_get
+        environ = self._environ
+        get = self._environ_get if environ is None else environ.get
         return get("HTTP_HOST"), get("HTTP_UPGRADE"), get("HTTP_CONNECTION")
 
     def _environ_get(self, key: str) -> t.Any:
         """``self.environ.get(key)``; for a request made without an environ, without
         building it for the values every request reads (:attr:`EnvironSource.scanned`)."""
+        environ = self._environ
+        if environ is not None:
+            return environ.get(key)
         source = self._source
         if source is None:
-            return self.environ.get(key)
+            return self.environ.get(key)  # raises: no environ, no source
         if source.environ is None and key in source.scanned_keys:
             return source.scanned.get(key)
         return source.get().get(key)
@@ -209,6 +213,9 @@ class Request(_WerkzeugRequest):
     @property
     def _has_cookies(self) -> bool:
         """Whether the request has a Cookie header (read without parsing it)."""
+        environ = self._environ
+        if environ is not None:
+            return environ.get("HTTP_COOKIE") is not None
         source = self._source
         if source is not None and source.environ is None:
             return "HTTP_COOKIE" in source.scanned
@@ -218,6 +225,9 @@ class Request(_WerkzeugRequest):
     def _context_preserver(self) -> t.Any:
         """What keeps this request's contexts for inspection after it ends, if anything:
         the test client's ``werkzeug.debug.preserve_context``, a callable."""
+        environ = self._environ
+        if environ is not None:
+            return environ.get(_PRESERVE_CONTEXT)
         source = self._source
         if source is not None and source.environ is None:
             return source.scanned.get(_PRESERVE_CONTEXT)
