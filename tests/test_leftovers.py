@@ -68,12 +68,21 @@ def test_wsgi_task_left_pending_is_cancelled_when_the_request_ends(app, caplog):
         await asyncio.sleep(0)
         return "sent"
 
+    @app.get("/sync")
+    def sync_view():
+        return "plain"
+
     client = app.test_client()
     with caplog.at_level(logging.WARNING):
         assert client.get("/").text == "sent"
     assert events == ["task cleaned up"]
     assert "Cancelled 1 task(s) still running when the request ended" in caplog.text
+
+    # A request of sync steps in between does not look at the loop; the next task
+    # left behind is cancelled at the end of its own request again.
+    assert client.get("/sync").text == "plain"
     assert client.get("/").text == "sent"  # the thread's loop is fine for the next one
+    assert events == ["task cleaned up"] * 2
 
 
 @pytest.fixture
