@@ -3,6 +3,8 @@ from the scope's WSGI environ, which is built only when something reads it."""
 
 from __future__ import annotations
 
+import io
+
 import pytest
 from werkzeug.exceptions import BadHost
 from werkzeug.exceptions import HTTPException
@@ -10,10 +12,12 @@ from werkzeug.routing import RoutingException
 
 import ctxflask
 from ctxflask import request
+from ctxflask.asgi.body import NO_BODY
 from ctxflask.asgi.scope import build_environ
 from ctxflask.asgi.scope import request_from_scope
 from ctxflask.asgi.scope import ScopeEnviron
 from ctxflask.core.routing import bind_to_request
+from ctxflask.core.wrappers import AsyncBody
 from ctxflask.wrappers import Request
 
 
@@ -237,3 +241,71 @@ async def test_an_overridden_request_context_is_used_under_asgi():
     async with ctxflask.testing.asgi_client(app) as client:
         assert (await client.get("/here")).text == "ok"
     assert made == ["/here"]
+
+
+_BODY = b'{"a": [1, 2]}'
+_BODY_HEADERS = [
+    pytest.param([(b"content-type", b"application/json")], id="json-chunked"),
+    pytest.param(
+        [(b"content-type", b"application/json"), (b"content-length", b"13")],
+        id="json-declared",
+    ),
+    pytest.param(
+        [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", b"4")],
+        id="text-declared-short",
+    ),
+    pytest.param(
+        [(b"content-type", b"application/vnd.x+json"), (b"content-type", b"a/b")],
+        id="repeated-content-type",
+    ),
+    pytest.param([(b"transfer-encoding", b"chunked")], id="no-content-type"),
+    pytest.param([(b"content-length", b"0")], id="empty"),
+]
+
+
+class _ReceivedBody(AsyncBody):
+    """An ASGI body already received, as the entry point's is for an async view."""
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__()
+        self._data = io.BytesIO(data)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer):  # type: ignore[no-untyped-def]
+        return self._data.readinto(buffer)
+
+
+@pytest.mark.parametrize("headers", _BODY_HEADERS)
+@pytest.mark.parametrize("limit", [None, 100, 5])
+def test_a_scope_requests_body_reads_the_same_without_building_the_environ(
+    headers, limit
+):
+    scope = _scope(method="POST", headers=[(b"host", b"example.test"), *headers])
+    empty = headers == [(b"content-length", b"0")]
+
+    def made(build: bool) -> Request:
+        body = NO_BODY if empty else _ReceivedBody(_BODY)
+        req = request_from_scope(Request, ScopeEnviron(scope, body))
+        if build:
+            assert req.environ["wsgi.input"] is body
+        return req
+
+    def reads(req: Request) -> dict[str, object]:
+        req.max_content_length = limit
+        stream = _or_error(lambda: req.stream)
+        return {
+            "content_length": req.content_length,
+            "mimetype": req.mimetype,
+            "mimetype_params": req.mimetype_params,
+            "is_json": req.is_json,
+            "stream": stream if isinstance(stream, type) else type(stream).__name__,
+            "limit": getattr(stream, "limit", None),
+            "json": _or_error(lambda: req.get_json(silent=True)),
+            "data": _or_error(req.get_data),
+        }
+
+    fast = made(build=False)
+    assert reads(fast) == reads(made(build=True))
+    assert fast._source.environ is None  # read without it

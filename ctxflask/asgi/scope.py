@@ -126,6 +126,7 @@ _SCANNED_HEADERS: dict[bytes, str] = {
     b"upgrade": "HTTP_UPGRADE",
     b"connection": "HTTP_CONNECTION",
     b"content-length": "CONTENT_LENGTH",
+    b"content-type": "CONTENT_TYPE",
     b"transfer-encoding": "HTTP_TRANSFER_ENCODING",
 }
 _PRESERVE_KEY = "werkzeug.debug.preserve_context"

@@ -44,6 +44,8 @@ class EnvironSource:
 
     #: The environ, once built; ``None`` before.
     environ: WSGIEnvironment | None
+    #: The body: the environ's ``wsgi.input``.
+    body: t.Any
     #: The environ values known without building it, by key (a key absent: not set).
     scanned: dict[str, t.Any]
     #: The keys :attr:`scanned` answers for, set or not.
@@ -199,14 +201,10 @@ class Request(_WerkzeugRequest):
 
     def _parse_content_type(self) -> None:
         if "_parsed_content_type" not in self.__dict__:
-            # What werkzeug parses; under WSGI from the environ, without building headers.
-            environ = self._environ
-            value = (
-                self.headers.get("Content-Type", "")
-                if environ is None
-                else environ.get("CONTENT_TYPE", "")
-            )
-            self._parsed_content_type = parse_options_header(value)
+            # What werkzeug parses, without building the headers (nor, under ASGI, the
+            # environ).
+            value = self._environ_get("CONTENT_TYPE")
+            self._parsed_content_type = parse_options_header(value or "")
 
     # The two below are read on every request: under ASGI, without a further call.
 
@@ -402,6 +400,11 @@ class Request(_WerkzeugRequest):
             if self._body_read:  # by get_data: at its end, as werkzeug leaves it
                 stream._pos = stream.limit
             return t.cast(t.IO[bytes], stream)
+        source = self._source
+        if source is not None and source.environ is None and not self.shallow:
+            # An ASGI body, read before the environ was built: the stream werkzeug
+            # makes of an input that ends itself (or the one below), without building it.
+            return self._terminated_stream(source.body)
         environ = self.environ
         limit = self.max_content_length
         if (
@@ -411,6 +414,19 @@ class Request(_WerkzeugRequest):
         ):
             return t.cast(t.IO[bytes], _BoundedBody(environ["wsgi.input"], limit))
         return super().stream
+
+    def _terminated_stream(self, body: t.IO[bytes]) -> t.IO[bytes]:
+        """The stream of a body that ends by itself (``wsgi.input_terminated``): itself,
+        or limited by ``MAX_CONTENT_LENGTH`` (413 past it)."""
+        limit = self.max_content_length
+        if limit is None:
+            return body
+        length = self.content_length
+        if length is None:
+            return t.cast(t.IO[bytes], _BoundedBody(body, limit))
+        if length > limit:
+            raise RequestEntityTooLarge()
+        return t.cast(t.IO[bytes], LimitedStream(body, limit, is_max=True))
 
     #: Whether :meth:`get_data` read the body from the input without making the stream.
     _body_read = False
