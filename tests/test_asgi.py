@@ -664,26 +664,37 @@ async def test_chunked_multipart_body_gives_form_and_files(app, kind):
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("length", ["declared", "chunked"])
-async def test_large_body_received_for_an_async_view_spools_to_disk(app, length):
-    data = bytes(range(256)) * (3 * 4096)  # 3 MiB
+@pytest.mark.parametrize(
+    ("size", "chunk", "in_memory"),
+    [
+        (3 * 1024 * 1024, 65536, False),  # past 1 MiB: a temporary file
+        (3 * 1024 * 1024, 100_003, False),  # the bound crossed inside a message
+        (1024 * 1024, 65536, True),  # up to 1 MiB: memory
+        (1000, 7, True),
+    ],
+)
+async def test_a_body_received_for_an_async_view_is_kept_whole(
+    app, length, size, chunk, in_memory
+):
+    data = (bytes(range(256)) * (size // 256 + 1))[:size]
     seen = {}
 
     @app.post("/")
     async def upload():
         await anyio.lowlevel.checkpoint()
         stream = request.environ["wsgi.input"]
-        seen["rolled"] = stream._store._rolled
+        seen["in memory"] = isinstance(stream._store, bytearray)
         return hashlib.sha256(request.get_data()).hexdigest()
 
     headers = (
         [("content-length", str(len(data)))] if length == "declared" else chunked()
     )
     conversation = await request_with(
-        app, "POST", "/", *split(data, 65536), headers=headers
+        app, "POST", "/", *split(data, chunk), headers=headers
     )
     assert conversation.status == 200
     assert conversation.body.decode() == hashlib.sha256(data).hexdigest()
-    assert seen == {"rolled": True}
+    assert seen == {"in memory": in_memory}
 
 
 @pytest.mark.anyio

@@ -5,8 +5,9 @@ parsers (``get_data``, ``form``, ``files``, ``get_json``, ``stream``) read it as
 a WSGI body, with the same limits. From a sync step (a worker thread) a read pulls the
 next messages from the event loop. An async step cannot wait inside a sync accessor, so
 before the first async step of a request that has a body, the entry point receives the
-body (:meth:`ASGIBody.receive_ahead`, up to the size limit, spooled to disk past 1 MiB) -- unless the view
-is marked with :func:`ctxflask.stream_request_body` and consumes it chunk by chunk with
+body (:meth:`ASGIBody.receive_ahead`, up to the size limit, kept in memory up to 1 MiB
+and in a temporary file past it) -- unless the view is marked with
+:func:`ctxflask.stream_request_body` and consumes it chunk by chunk with
 ``request.iter_body()``.
 """
 
@@ -22,7 +23,7 @@ from .. import bridge
 from ..core.wrappers import AsyncBody
 from .types import Receive
 
-#: Bodies received whole stay in memory up to this size, then move to a temporary file.
+#: Bodies received ahead stay in memory up to this size, then move to a temporary file.
 SPOOL_MEMORY = 1024 * 1024
 
 
@@ -168,27 +169,52 @@ class ASGIBody(AsyncBody):
                 " `async for chunk in request.iter_body()`, or remove the mark."
             ) from None
 
+    def readall(self) -> bytes:
+        if self._more or self.disconnected or type(self._store) is not bytearray:
+            return super().readall() or b""
+        # The whole body is in memory (received ahead): taken in one piece.
+        rest = bytes(self._store[self._taken : self._stored])
+        self._taken = self._stored
+        return rest
+
     # -- the store of received, unread bytes -----------------------------------------
 
     def _put(self, data: bytes) -> None:
         if not data:
             return
-        if self._store is None:
-            self._store = tempfile.SpooledTemporaryFile(max_size=SPOOL_MEMORY)  # noqa: SIM115
-        self._store.seek(self._stored)
-        self._store.write(data)
-        self._stored += len(data)
+        store = self._store
+        if store is None:
+            store = self._store = bytearray()
+        end = self._stored + len(data)
+        if type(store) is bytearray:
+            if end <= SPOOL_MEMORY:
+                store += data
+                self._stored = end
+                return
+            # Past the memory bound: the body goes on in a temporary file.
+            spooled = tempfile.TemporaryFile()  # noqa: SIM115
+            spooled.write(store)
+            store = self._store = spooled
+        store.seek(self._stored)
+        store.write(data)
+        self._stored = end
 
     def _take(self, buffer: t.Any) -> int:
-        if self._taken >= self._stored:
+        start = self._taken
+        if start >= self._stored:
             return 0
-        self._store.seek(self._taken)
-        size: int = self._store.readinto(buffer)
-        self._taken += size
+        store = self._store
+        if type(store) is bytearray:
+            size = min(len(buffer), self._stored - start)
+            buffer[:size] = store[start : start + size]
+        else:
+            store.seek(start)
+            size = store.readinto(buffer)
+        self._taken = start + size
         return size
 
     def close(self) -> None:
-        if self._store is not None:
+        if self._store is not None and type(self._store) is not bytearray:
             self._store.close()
         super().close()
 
