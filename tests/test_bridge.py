@@ -296,6 +296,7 @@ async def test_run_steps_async_runs_before_step_before_each_async_callable():
 
     async def before(invoke):
         order.append(f"before {invoke.fn.__name__}")
+        return True  # needed again
 
     async def first():
         order.append("first")
@@ -309,6 +310,42 @@ async def test_run_steps_async_runs_before_step_before_each_async_callable():
     steps = _steps([first, between, second], [])
     await bridge.run_steps_async(steps, contextvars.copy_context(), before_step=before)
     assert order == ["before first", "first", "between", "before second", "second"]
+
+
+@pytest.mark.anyio
+async def test_run_steps_async_stops_calling_before_step_once_it_returns_false():
+    order = []
+    var = contextvars.ContextVar("var", default="unset")
+
+    async def before(invoke):
+        order.append(f"before {invoke.fn.__name__}")
+        return invoke.fn is not second  # done once the second has its turn
+
+    async def first():
+        order.append("first")
+
+    async def second():
+        order.append("second")
+
+    async def third():
+        order.append(f"third sees {var.get()}")
+
+    def between():
+        var.set("set in between")
+        order.append("between")
+
+    ctx = contextvars.copy_context()
+    steps = _steps([first, between, second, third, third], [])
+    await bridge.run_steps_async(steps, ctx, before_step=before)
+    assert order == [
+        "before first",
+        "first",
+        "between",
+        "before second",
+        "second",
+        "third sees set in between",
+        "third sees set in between",
+    ]
 
 
 @pytest.mark.anyio

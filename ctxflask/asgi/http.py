@@ -180,14 +180,18 @@ class HTTPConnection(Connection):
             if done is not None and not self.asgi.running_tasks:
                 done.set()
 
-    async def _receive_body_for_async(self, invoke: bridge.Invoke) -> None:
+    async def _receive_body_for_async(self, invoke: bridge.Invoke) -> bool:
         # An async step reads the body through sync accessors: it must be here first,
-        # up to the limit in force now (a hook may have changed it).
+        # up to the limit in force now (a hook may have changed it). Needed again
+        # until the body is all here.
         body = self.body
-        if body.complete or pipeline.streams_request_body(self.app, self.req_ctx):
-            return
+        if body.complete:
+            return False
+        if pipeline.streams_request_body(self.app, self.req_ctx):
+            return True
         limit = self.ctx.run(lambda: self.req_ctx.request.max_content_length)
         await body.receive_ahead(limit)
+        return not body.complete
 
     def _start(self, response: Response) -> tuple[Message, bool]:
         """The ``http.response.start`` message, and whether a body follows it (none for

@@ -167,7 +167,7 @@ async def run_steps_async(
     steps: Steps[T],
     ctx: contextvars.Context,
     workers: Runner | None = None,
-    before_step: Callable[[Invoke], Awaitable[None]] | None = None,
+    before_step: Callable[[Invoke], Awaitable[bool]] | None = None,
     async_in_thread: bool = False,
 ) -> T:
     """From async code: run pipeline steps to their end inside ``ctx``; return their result.
@@ -179,8 +179,8 @@ async def run_steps_async(
     threads too, and run on each thread's own event loop; so do, in any mode, async
     callables marked ``in_thread``.
     ``before_step(invoke)``, if given, is awaited before each callable that runs on the
-    loop (a ``nonblocking`` one aside); what it raises is thrown into the steps as if the
-    callable had raised it.
+    loop (a ``nonblocking`` one aside), until it returns false; what it raises is thrown
+    into the steps as if the callable had raised it.
 
     The steps are never abandoned: cancelling the task throws the cancellation into them
     where they wait; from a :func:`~.steps.shield_rest` on, they run shielded from it.
@@ -227,8 +227,14 @@ async def run_steps_async(
                 value = await _Wait(outcome)
                 continue
             fn = outcome.fn
-            if before_step is not None and placement(fn) != NONBLOCKING:
-                await before_step(outcome)
+            if (
+                before_step is not None
+                and placement(fn) != NONBLOCKING
+                and not await before_step(outcome)
+            ):
+                # Not needed again: the steps may await async callables themselves.
+                before_step = None
+                inline = not async_in_thread
             value = ctx.run(fn, *outcome.args, **outcome.kwargs)
             if type(value) is types.CoroutineType:
                 # Most coroutines of a view end without waiting: step once before
@@ -250,7 +256,7 @@ async def _run_shielded(
     steps: Steps[T],
     ctx: contextvars.Context,
     workers: Runner | None,
-    before_step: Callable[[Invoke], Awaitable[None]] | None,
+    before_step: Callable[[Invoke], Awaitable[bool]] | None,
     async_in_thread: bool,
 ) -> T:
     import anyio  # the async driver's only use of it: WSGI requests never load anyio
