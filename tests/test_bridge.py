@@ -146,6 +146,40 @@ def test_is_async_callable_sees_through_partials_and_methods():
     assert not bridge.is_async_callable(print)
 
 
+def test_a_functions_placement_follows_marks_set_after_it_was_placed():
+    from ctxflask.bridge import callables
+
+    def sync_fn():
+        pass
+
+    async def async_fn():
+        pass
+
+    assert callables.placement(sync_fn) == callables.IN_WORKER
+    bridge.nonblocking(sync_fn)
+    assert callables.placement(sync_fn) == callables.NONBLOCKING
+    assert callables.placement(async_fn) == callables.ON_LOOP
+    bridge.in_thread(async_fn)  # which itself asks whether it is async
+    assert callables.placement(async_fn) == callables.IN_WORKER_LOOP
+
+
+def test_a_wrapper_made_with_wraps_is_placed_for_itself():
+    from ctxflask.bridge import callables
+
+    def sync_fn():
+        return "sync"
+
+    assert callables.placement(sync_fn) == callables.IN_WORKER
+
+    @functools.wraps(sync_fn)  # copies the function's __dict__ to the wrapper
+    async def wrapper():
+        return sync_fn()
+
+    assert bridge.is_async_callable(wrapper)
+    assert callables.placement(wrapper) == callables.ON_LOOP
+    assert callables.placement(sync_fn) == callables.IN_WORKER
+
+
 def test_call_in_current_context_copies_async_changes_back():
     async def set_it():
         var.set("from async")

@@ -25,6 +25,7 @@ from ctxflask import request
 from ctxflask.globals import _cv_app
 from ctxflask.globals import _cv_request
 from ctxflask.testing import asgi_client
+from tests.support import variant
 
 
 @pytest.mark.asyncio
@@ -149,3 +150,32 @@ def test_wsgi_stream_collected_on_another_thread_tears_down_once(stream_app):
     assert stream_app.config["events"] == ["generator closed", "teardown"]
     assert _cv_app.get(None) is None
     assert _cv_request.get(None) is None
+
+
+def test_callables_made_per_request_are_not_kept(app, client, kind):
+    """The bridge remembers where a function runs without keeping it: a callback made
+    for one request (here ``after_this_request``'s) goes with the request."""
+    import weakref
+
+    from ctxflask import after_this_request
+
+    made = []
+
+    @app.get("/")
+    @variant(kind)
+    def index():
+        @variant(kind)
+        def callback(response):
+            response.headers["X-Callback"] = "ran"
+            return response
+
+        made.append(weakref.ref(callback))
+        after_this_request(callback)
+        return "ok"
+
+    for _ in range(20):
+        response = client.get("/")
+        assert (response.text, response.headers["X-Callback"]) == ("ok", "ran")
+    gc.collect()
+    assert len(made) == 20
+    assert [ref for ref in made if ref() is not None] == []

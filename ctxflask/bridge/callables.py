@@ -17,18 +17,12 @@ from collections.abc import Callable
 
 F = t.TypeVar("F", bound=Callable[..., t.Any])
 
-_async_cache: dict[Callable[..., t.Any], bool] = {}
-
 
 def is_async_callable(fn: Callable[..., t.Any]) -> bool:
     """Whether calling ``fn`` gives a coroutine to await: an ``async def`` function, a
     partial or bound method of one, or an object whose ``__call__`` is ``async def``."""
     if type(fn) is types.FunctionType:
-        try:
-            return _async_cache[fn]
-        except KeyError:
-            result = _async_cache[fn] = inspect.iscoroutinefunction(fn)
-            return result
+        return _function_placement(fn) in _ASYNC
     while isinstance(fn, functools.partial):
         fn = fn.func
     return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(
@@ -41,24 +35,34 @@ IN_WORKER = 0  # a sync callable: in a worker thread
 ON_LOOP = 1  # an async callable: awaited on the loop, unless in "thread" mode
 IN_WORKER_LOOP = 2  # an async callable marked in_thread: on a worker thread's own loop
 NONBLOCKING = 3  # a sync callable marked nonblocking: called on the loop
-
-_placements: dict[Callable[..., t.Any], int] = {}
+_ASYNC = (ON_LOOP, IN_WORKER_LOOP)
 
 
 def placement(fn: Callable[..., t.Any]) -> int:
     """Where the async driver runs ``fn``: :data:`IN_WORKER`, :data:`ON_LOOP`,
     :data:`IN_WORKER_LOOP` or :data:`NONBLOCKING` (remembered for plain functions)."""
     if type(fn) is types.FunctionType:
-        try:
-            return _placements[fn]
-        except KeyError:
-            pass
+        return _function_placement(fn)
     if is_async_callable(fn):
+        return IN_WORKER_LOOP if _marked(fn, "__ctxflask_in_thread__") else ON_LOOP
+    return NONBLOCKING if _marked(fn, "__ctxflask_nonblocking__") else IN_WORKER
+
+
+#: Where a plain function's placement is kept: in the function itself, with the code it
+#: was found for (``functools.wraps`` copies it to wrappers, whose code differs). A
+#: table of functions would keep every function it saw, those made per request too.
+_PLACEMENT = "__ctxflask_placement__"
+
+
+def _function_placement(fn: types.FunctionType) -> int:
+    kept = fn.__dict__.get(_PLACEMENT)
+    if kept is not None and kept[1] is fn.__code__:
+        return t.cast(int, kept[0])
+    if inspect.iscoroutinefunction(fn):
         where = IN_WORKER_LOOP if _marked(fn, "__ctxflask_in_thread__") else ON_LOOP
     else:
         where = NONBLOCKING if _marked(fn, "__ctxflask_nonblocking__") else IN_WORKER
-    if type(fn) is types.FunctionType:
-        _placements[fn] = where
+    fn.__dict__[_PLACEMENT] = (where, fn.__code__)
     return where
 
 
@@ -76,6 +80,7 @@ def nonblocking(fn: F) -> F:
     request served by the loop.
     """
     fn.__ctxflask_nonblocking__ = True  # type: ignore[attr-defined]
+    _forget_placement(fn)
     return fn
 
 
@@ -102,4 +107,12 @@ def in_thread(fn: F) -> F:
             " function `async def`."
         )
     fn.__ctxflask_in_thread__ = True  # type: ignore[attr-defined]
+    _forget_placement(fn)
     return fn
+
+
+def _forget_placement(fn: Callable[..., t.Any]) -> None:
+    """Drop the placement kept for ``fn``: a mark set now changes it."""
+    namespace = getattr(fn, "__dict__", None)
+    if namespace is not None:
+        namespace.pop(_PLACEMENT, None)
