@@ -89,18 +89,7 @@ class DisconnectProbe(t.Protocol):
         ...
 
 
-def _read_to_limit(stream: LimitedStream) -> bytes:
-    """What is left of ``stream``, up to its limit."""
-    parts = []
-    while not stream.is_exhausted:
-        chunk = stream.read(stream.limit - stream.tell())
-        if not chunk:
-            break
-        parts.append(chunk)
-    return b"".join(parts)
-
-
-def _read_declared(body: t.IO[bytes], length: int) -> bytes:
+def _read_declared(body: t.IO[bytes] | io.RawIOBase, length: int) -> bytes:
     """``length`` bytes read from ``body``; a body that ends or fails sooner means the
     client left (400), as werkzeug's stream of a declared length tells it."""
     parts = []
@@ -206,29 +195,17 @@ class Request(_WerkzeugRequest):
             value = self._environ_get("CONTENT_TYPE")
             self._parsed_content_type = parse_options_header(value or "")
 
-    # The two below are read on every request: under ASGI, without a further call.
+    # The two below are read on every request (under ASGI without building the environ).
 
     @property
     def _has_cookies(self) -> bool:
         """Whether the request has a Cookie header (read without parsing it)."""
-        environ = self._environ
-        if environ is not None:
-            return environ.get("HTTP_COOKIE") is not None
-        source = self._source
-        if source is not None and source.environ is None:
-            return "HTTP_COOKIE" in source.scanned
         return self._environ_get("HTTP_COOKIE") is not None
 
     @property
     def _context_preserver(self) -> t.Any:
         """What keeps this request's contexts for inspection after it ends, if anything:
         the test client's ``werkzeug.debug.preserve_context``, a callable."""
-        environ = self._environ
-        if environ is not None:
-            return environ.get(_PRESERVE_CONTEXT)
-        source = self._source
-        if source is not None and source.environ is None:
-            return source.scanned.get(_PRESERVE_CONTEXT)
         return self._environ_get(_PRESERVE_CONTEXT)
 
     def _get_file_stream(
@@ -473,7 +450,7 @@ class Request(_WerkzeugRequest):
                 if type(stream) is LimitedStream and not stream._limit_is_max:
                     # Read in as few reads as it takes, not werkzeug's 64 KiB rounds
                     # (the same bytes; a short body still raises).
-                    rv = _read_to_limit(stream)
+                    rv = _read_declared(stream, stream.limit - stream.tell())
             if rv is not None:
                 if cache:
                     self._cached_data = rv
