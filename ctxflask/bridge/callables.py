@@ -43,7 +43,12 @@ def placement(fn: Callable[..., t.Any]) -> int:
     :data:`IN_WORKER_LOOP` or :data:`NONBLOCKING` (remembered for plain functions)."""
     if type(fn) is types.FunctionType:
         return _function_placement(fn)
-    if is_async_callable(fn):
+    return _place(fn, is_async_callable(fn))
+
+
+def _place(fn: Callable[..., t.Any], is_async: bool) -> int:
+    """Where ``fn`` runs, given whether it is async: by default, or as its mark says."""
+    if is_async:
         return IN_WORKER_LOOP if _marked(fn, "__ctxflask_in_thread__") else ON_LOOP
     return NONBLOCKING if _marked(fn, "__ctxflask_nonblocking__") else IN_WORKER
 
@@ -58,10 +63,7 @@ def _function_placement(fn: types.FunctionType) -> int:
     kept = fn.__dict__.get(_PLACEMENT)
     if kept is not None and kept[1] is fn.__code__:
         return t.cast(int, kept[0])
-    if inspect.iscoroutinefunction(fn):
-        where = IN_WORKER_LOOP if _marked(fn, "__ctxflask_in_thread__") else ON_LOOP
-    else:
-        where = NONBLOCKING if _marked(fn, "__ctxflask_nonblocking__") else IN_WORKER
+    where = _place(fn, inspect.iscoroutinefunction(fn))
     fn.__dict__[_PLACEMENT] = (where, fn.__code__)
     return where
 
