@@ -375,6 +375,8 @@ def _used(proxy, use):
 @pytest.mark.parametrize("bound", [True, False], ids=["bound", "unbound"])
 @pytest.mark.parametrize("name", [None, "inner"])
 def test_the_proxies_behave_as_werkzeugs_local_proxy(bound, name):
+    # Entry-point independent: a proxy reads a context variable, whoever set it; the
+    # suite's requests use the proxies through both entry points.
     from werkzeug.local import LocalProxy
 
     from ctxflask.core.globals import _proxy

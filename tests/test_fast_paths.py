@@ -171,8 +171,9 @@ def _outcome(read):
 
 @pytest.mark.parametrize("headers", BODY_HEADERS)
 def test_body_reading_equals_werkzeugs(headers):
-    # An input the server marks terminated is read to its Content-Length, unlike
-    # werkzeug's (test_reliability); here, the usual input.
+    # WSGI-specific: an ASGI request's body is compared with the environ-built one in
+    # test_scope_requests. An input the server marks terminated is read to its
+    # Content-Length, unlike werkzeug's (test_reliability); here, the usual input.
     def environ():
         env = EnvironBuilder("/", method="POST").get_environ()
         env.pop("CONTENT_TYPE", None)
